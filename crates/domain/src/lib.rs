@@ -1,0 +1,13 @@
+//! The access-management domain: one event-sourced aggregate per organization.
+//!
+//! Pure: no IO. Reference-data lookups, ticket numbers and the clock reach the
+//! aggregate through [`services::OrganizationServices`].
+
+pub mod aggregate;
+pub mod commands;
+pub mod errors;
+pub mod events;
+pub mod identifiers;
+pub mod proof;
+pub mod services;
+
