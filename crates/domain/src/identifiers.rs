@@ -221,7 +221,9 @@ fn issued_id(input: &str, error: IdentifierError) -> Result<String, IdentifierEr
     let trimmed = input.trim();
     if !trimmed.is_empty()
         && trimmed.len() <= 32
-        && trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && trimmed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         Ok(trimmed.to_ascii_uppercase())
     } else {
@@ -520,7 +522,13 @@ mod tests {
 
     #[test]
     fn an_npi_with_a_wrong_check_digit_or_format_is_refused() {
-        for bad in ["1234567890", "123456789", "12345678931", "123-456-7893", "abcdefghij"] {
+        for bad in [
+            "1234567890",
+            "123456789",
+            "12345678931",
+            "123-456-7893",
+            "abcdefghij",
+        ] {
             assert_eq!(Npi::parse(bad), Err(Npi::EXPECTED), "{bad:?}");
         }
     }
@@ -550,7 +558,10 @@ mod tests {
 
     #[test]
     fn issued_ids_are_letters_digits_and_dashes_compared_upper_case() {
-        assert_eq!(VirtualGroupId::parse("vg-00123").unwrap().as_str(), "VG-00123");
+        assert_eq!(
+            VirtualGroupId::parse("vg-00123").unwrap().as_str(),
+            "VG-00123"
+        );
         assert!(ApmEntityId::parse("A1234").is_ok());
         for bad in ["", "VG 001", "A/1", &"X".repeat(33)] {
             assert_eq!(VendorId::parse(bad), Err(VendorId::EXPECTED), "{bad:?}");
@@ -584,10 +595,16 @@ mod tests {
 
     #[test]
     fn ticket_numbers_are_cs_and_eight_digits() {
-        assert_eq!(TicketNumber::from_serial(123).unwrap().as_str(), "CS00000123");
+        assert_eq!(
+            TicketNumber::from_serial(123).unwrap().as_str(),
+            "CS00000123"
+        );
         assert!(TicketNumber::from_serial(0).is_err());
         assert!(TicketNumber::from_serial(100_000_000).is_err());
-        assert_eq!(TicketNumber::parse("cs00000123").unwrap().as_str(), "CS00000123");
+        assert_eq!(
+            TicketNumber::parse("cs00000123").unwrap().as_str(),
+            "CS00000123"
+        );
         assert!(TicketNumber::parse("CS123").is_err());
     }
 

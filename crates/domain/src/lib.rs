@@ -9,5 +9,10 @@ pub mod errors;
 pub mod events;
 pub mod identifiers;
 pub mod proof;
+pub mod roles;
 pub mod services;
 
+pub use aggregate::Organization;
+pub use commands::OrganizationCommand;
+pub use errors::AccessError;
+pub use events::OrganizationEvent;

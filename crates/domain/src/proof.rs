@@ -106,8 +106,9 @@ pub fn required_proof(
 }
 
 /// A proof as parsed at the edge. It lives only while the command is handled:
-/// events carry [`SecurityOfficialProof::masked`] and nothing else of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// events carry [`SecurityOfficialProof::masked`] and nothing else of it, and
+/// `Debug` prints the masked form so a logged command leaks nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SecurityOfficialProof {
     pub tin: Option<Tin>,
     pub npi: Option<Npi>,
@@ -163,6 +164,12 @@ impl SecurityOfficialProof {
     }
 }
 
+impl std::fmt::Debug for SecurityOfficialProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecurityOfficialProof({})", self.masked())
+    }
+}
+
 /// Why a proof did not match the reference data. Messages never quote values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -179,7 +186,9 @@ pub enum ProofMismatch {
 impl ProofMismatch {
     pub fn message(self) -> &'static str {
         match self {
-            ProofMismatch::TinDoesNotMatchOrganization => "the TIN does not match this organization",
+            ProofMismatch::TinDoesNotMatchOrganization => {
+                "the TIN does not match this organization"
+            }
             ProofMismatch::ClinicianNotEnrolledWithTin => {
                 "the NPI is not a clinician of that TIN in this organization"
             }
@@ -189,7 +198,9 @@ impl ProofMismatch {
             ProofMismatch::VendorIdDoesNotMatchRegistry => {
                 "the Vendor ID does not match this registry"
             }
-            ProofMismatch::ApmEntityIdDoesNotMatch => "the APM Entity ID does not match this entity",
+            ProofMismatch::ApmEntityIdDoesNotMatch => {
+                "the APM Entity ID does not match this entity"
+            }
             ProofMismatch::ParticipantTinNotInOrganization => {
                 "a participant TIN is not a participant of this organization"
             }
@@ -226,14 +237,30 @@ mod tests {
 
     #[test]
     fn a_single_tin_aco_gives_one_tin_and_other_acos_two() {
-        let aco = |single| required_proof(OrganizationKind::ApmEntity, Some(ApmModel::SharedSavingsProgram), single);
-        assert_eq!(aco(true), &[ProofField::ApmEntityId, ProofField::ParticipantTins(1)]);
-        assert_eq!(aco(false), &[ProofField::ApmEntityId, ProofField::ParticipantTins(2)]);
+        let aco = |single| {
+            required_proof(
+                OrganizationKind::ApmEntity,
+                Some(ApmModel::SharedSavingsProgram),
+                single,
+            )
+        };
+        assert_eq!(
+            aco(true),
+            &[ProofField::ApmEntityId, ProofField::ParticipantTins(1)]
+        );
+        assert_eq!(
+            aco(false),
+            &[ProofField::ApmEntityId, ProofField::ParticipantTins(2)]
+        );
     }
 
     #[test]
     fn site_based_models_need_the_site_id_a_tin_and_an_npi() {
-        for model in [ApmModel::CpcPlus, ApmModel::ComprehensiveEsrdCare, ApmModel::OncologyCareModel] {
+        for model in [
+            ApmModel::CpcPlus,
+            ApmModel::ComprehensiveEsrdCare,
+            ApmModel::OncologyCareModel,
+        ] {
             assert_eq!(
                 required_proof(OrganizationKind::ApmEntity, Some(model), false),
                 &[ProofField::ApmEntityId, ProofField::Tin, ProofField::Npi],
@@ -245,7 +272,11 @@ mod tests {
     #[test]
     fn models_the_seeds_are_silent_on_need_the_entity_id_and_one_tin() {
         assert_eq!(
-            required_proof(OrganizationKind::ApmEntity, Some(ApmModel::PrimaryCareFirst), false),
+            required_proof(
+                OrganizationKind::ApmEntity,
+                Some(ApmModel::PrimaryCareFirst),
+                false
+            ),
             &[ProofField::ApmEntityId, ProofField::ParticipantTins(1)]
         );
     }

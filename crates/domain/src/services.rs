@@ -11,8 +11,11 @@ use crate::proof::{ProofVerdict, SecurityOfficialProof};
 
 /// The organization reference data (the seeds' PECOS extract), held in memory.
 pub trait ReferenceLookup: Send + Sync {
-    fn check_proof(&self, organization: &OrganizationId, proof: &SecurityOfficialProof)
-        -> ProofVerdict;
+    fn check_proof(
+        &self,
+        organization: &OrganizationId,
+        proof: &SecurityOfficialProof,
+    ) -> ProofVerdict;
 }
 
 /// The system-wide help-desk ticket sequence: every call a new number.
