@@ -1,0 +1,286 @@
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::MigrateError;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{ColumnIndex, Connection, Decode, Row, Type};
+
+use crate::error::StoreError;
+use crate::migrations;
+
+/// How long an SQLite writer waits for another connection's write transaction before
+/// giving up with "database is locked". Writers queue on a single lock, so under a burst
+/// of commands the wait is the sum of the commits ahead; a few seconds absorbs bursts far
+/// beyond this product's load while still failing visibly on a stuck writer.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a query waits for a pooled PostgreSQL connection (sqlx keeps trying to open
+/// one until then). Short enough that `/readyz` and requests report an outage within a
+/// probe's patience instead of after sqlx's default 30 s; long enough to ride out a brief
+/// pool exhaustion.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The event store and views, on one of the two supported databases.
+///
+/// The pools are public so that later crates (projections, the server) can run their own
+/// queries on the same connections.
+#[derive(Clone, Debug)]
+pub enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// One event as stored, for readers that follow the whole log in commit order
+/// (projections, subscriptions) rather than one aggregate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Strictly increasing in commit order across all aggregates; may have gaps.
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// Position within the aggregate, from 1, without gaps.
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+    pub metadata: serde_json::Value,
+}
+
+impl Database {
+    /// Opens the database named by `url` (the value of `DATABASE_URL`) and brings its
+    /// schema up to date, so that a fresh machine needs no set-up step.
+    ///
+    /// For SQLite the file and its parent directories are created when missing. Several
+    /// processes may call this at once on the same database: PostgreSQL migrations take
+    /// sqlx's advisory lock, SQLite ones run inside one write transaction.
+    pub async fn connect(url: &str) -> Result<Database, StoreError> {
+        match scheme(url)?.as_str() {
+            "sqlite" => connect_sqlite(url).await,
+            "postgres" | "postgresql" => connect_postgres(url).await,
+            other => Err(StoreError::InvalidUrl {
+                reason: format!("has the unsupported scheme `{other}:`").into(),
+            }),
+        }
+    }
+
+    /// Where the data lives, for start-up banners and error messages: the kind of
+    /// database, its name and host or file, never the credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(pool) => describe_sqlite(&pool.connect_options()),
+            Database::Postgres(pool) => describe_postgres(&pool.connect_options()),
+        }
+    }
+
+    /// Answers whether the database takes queries right now, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let result = match self {
+            Database::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Database::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        };
+        result.map_err(|error| self.error("checking the connection", error))
+    }
+
+    /// Up to `limit` events with a position greater than `position`, in position order.
+    ///
+    /// Positions are handed out in commit order (see docs/adr/02-global-position.md), so
+    /// a reader that passes the last position it has processed never skips an event that
+    /// committed late, and never sees one twice. Start from 0.
+    pub async fn events_after(
+        &self,
+        position: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let result = match self {
+            Database::Sqlite(pool) => sqlx::query(
+                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
+                        event_version, payload, metadata \
+                   FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            )
+            .bind(position)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| rows.iter().map(stored_event).collect()),
+            Database::Postgres(pool) => sqlx::query(
+                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
+                        event_version, payload, metadata \
+                   FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+            )
+            .bind(position)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| rows.iter().map(stored_event).collect()),
+        };
+        result.map_err(|error| {
+            self.error(&format!("reading events after position {position}"), error)
+        })
+    }
+
+    /// A help-desk ticket serial never issued before on this database, from any process.
+    pub async fn next_ticket_serial(&self) -> Result<u64, StoreError> {
+        let result = match self {
+            Database::Sqlite(pool) => sqlx::query(
+                "INSERT INTO help_desk_tickets (issued_at) \
+                 VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            )
+            .execute(pool)
+            .await
+            .map(|done| done.last_insert_rowid()),
+            Database::Postgres(pool) => sqlx::query("SELECT nextval('help_desk_ticket_seq')")
+                .fetch_one(pool)
+                .await
+                .and_then(|row| row.try_get::<i64, _>(0)),
+        };
+        let serial = result.map_err(|error| self.error("issuing a ticket serial", error))?;
+        // Both counters start at 1; a negative value means someone re-seeded them by hand.
+        u64::try_from(serial).map_err(|_| StoreError::Failed {
+            database: self.describe(),
+            reason: format!("the help-desk ticket counter issued {serial}, below 1"),
+        })
+    }
+
+    pub(crate) fn error(&self, doing: &str, error: sqlx::Error) -> StoreError {
+        StoreError::from_sqlx(self.describe(), doing, error)
+    }
+}
+
+/// The scheme, lower-cased, or an error that does not echo the URL: what precedes the
+/// first colon may be a user name or worse when the scheme was mistyped.
+fn scheme(url: &str) -> Result<String, StoreError> {
+    let candidate = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
+    let looks_like_a_scheme = candidate.starts_with(|c: char| c.is_ascii_alphabetic())
+        && candidate
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if looks_like_a_scheme {
+        Ok(candidate.to_ascii_lowercase())
+    } else if url.trim().is_empty() {
+        Err(StoreError::InvalidUrl {
+            reason: Cow::Borrowed("is empty"),
+        })
+    } else {
+        Err(StoreError::InvalidUrl {
+            reason: Cow::Borrowed("does not start with a scheme such as sqlite:// or postgres://"),
+        })
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<Database, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|error| StoreError::InvalidUrl {
+            reason: format!("is not a usable SQLite URL ({error})").into(),
+        })?
+        .create_if_missing(true)
+        // Readers (projections, queries) never block the writer nor each other.
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .foreign_keys(true);
+    let database = describe_sqlite(&options);
+
+    let file = options.get_filename();
+    if let Some(directory) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(directory).map_err(|error| StoreError::Failed {
+            database: database.clone(),
+            reason: format!("cannot create directory {}: {error}", directory.display()),
+        })?;
+    }
+
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .map_err(|error| StoreError::from_sqlx(database.clone(), "opening", error))?;
+
+    // sqlx's migrator takes no lock on SQLite. Running it inside an IMMEDIATE transaction
+    // holds the write lock from the first look at `_sqlx_migrations` to the last
+    // migration, so a second process waits (busy timeout) and then finds nothing to do.
+    // The migrator's own per-migration transactions become savepoints inside this one.
+    async {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        migrations::sqlite().run(&mut *tx).await?;
+        tx.commit().await.map_err(MigrateError::from)
+    }
+    .await
+    .map_err(|error| migration_error(database, error))?;
+    Ok(Database::Sqlite(pool))
+}
+
+async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
+    let options = PgConnectOptions::from_str(url).map_err(|error| StoreError::InvalidUrl {
+        reason: format!("is not a usable PostgreSQL URL ({error})").into(),
+    })?;
+    let database = describe_postgres(&options);
+
+    // Migrate over a connection of its own before creating the pool: a failure to connect
+    // then reports its cause at once (a pool only says it timed out), and closing this
+    // connection releases sqlx's session-level migration lock even if a migration failed.
+    let mut connection = PgConnection::connect_with(&options)
+        .await
+        .map_err(|error| StoreError::from_sqlx(database.clone(), "connecting", error))?;
+    let migrated = migrations::postgres().run(&mut connection).await;
+    let closed = connection.close().await;
+    migrated.map_err(|error| migration_error(database.clone(), error))?;
+    closed.map_err(|error| StoreError::from_sqlx(database.clone(), "migrating", error))?;
+
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|error| StoreError::from_sqlx(database, "connecting", error))?;
+    Ok(Database::Postgres(pool))
+}
+
+fn migration_error(database: String, error: MigrateError) -> StoreError {
+    match error {
+        MigrateError::Execute(error) => StoreError::from_sqlx(database, "migrating", error),
+        MigrateError::ExecuteMigration(error, version) => {
+            StoreError::from_sqlx(database, &format!("applying migration {version}"), error)
+        }
+        other => StoreError::Failed {
+            database,
+            reason: format!("migrating: {other}"),
+        },
+    }
+}
+
+fn describe_sqlite(options: &SqliteConnectOptions) -> String {
+    format!("SQLite database {}", options.get_filename().display())
+}
+
+fn describe_postgres(options: &PgConnectOptions) -> String {
+    // PostgreSQL's own default when no database is named is the user's name.
+    let name = options
+        .get_database()
+        .unwrap_or_else(|| options.get_username());
+    match options.get_socket() {
+        Some(socket) => format!("PostgreSQL database {name} via {}", socket.display()),
+        None => format!(
+            "PostgreSQL database {name} on {}:{}",
+            options.get_host(),
+            options.get_port()
+        ),
+    }
+}
+
+fn stored_event<'r, R>(row: &'r R) -> Result<StoredEvent, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    serde_json::Value: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(StoredEvent {
+        position: row.try_get("position")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+    })
+}

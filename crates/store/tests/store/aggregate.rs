@@ -1,0 +1,58 @@
+use std::collections::HashMap;
+
+use access_store::testing::fresh_databases;
+use access_store::{AggregateStore, Database};
+use cqrs_es::AggregateError;
+use serde_json::json;
+
+use crate::counter::{Counter, CounterCommand};
+
+#[tokio::test]
+async fn load_returns_the_state_the_executed_commands_left_and_a_refused_command_appends_nothing() {
+    for db in fresh_databases().await {
+        let database = Database::connect(&db.url).await.unwrap();
+        let store = AggregateStore::<Counter>::new(&database, ());
+
+        assert_eq!(store.load("c-1").await.unwrap().count, 0, "{}", db.label);
+        store
+            .execute("c-1", CounterCommand::Add { events: 2 })
+            .await
+            .unwrap();
+        let metadata = HashMap::from([("user".to_string(), "alice".to_string())]);
+        store
+            .execute_with_metadata("c-1", CounterCommand::Add { events: 1 }, metadata)
+            .await
+            .unwrap();
+        let refused = store.execute("c-1", CounterCommand::Refuse).await;
+        assert!(
+            matches!(refused, Err(AggregateError::UserError(_))),
+            "{}",
+            db.label
+        );
+
+        assert_eq!(store.load("c-1").await.unwrap().count, 3, "{}", db.label);
+        let events = database.events_after(0, 10).await.unwrap();
+        assert_eq!(events.len(), 3, "{}", db.label);
+        let last = &events[2];
+        assert_eq!(
+            (
+                last.aggregate_type.as_str(),
+                last.aggregate_id.as_str(),
+                last.sequence,
+                last.event_type.as_str(),
+                last.event_version.as_str()
+            ),
+            ("Counter", "c-1", 3, "Added", "1"),
+            "{}",
+            db.label
+        );
+        assert_eq!(last.payload, json!({"Added": {"count": 3}}), "{}", db.label);
+        assert_eq!(last.metadata, json!({"user": "alice"}), "{}", db.label);
+        assert_eq!(
+            database.events_after(events[1].position, 10).await.unwrap(),
+            vec![last.clone()],
+            "{}",
+            db.label
+        );
+    }
+}

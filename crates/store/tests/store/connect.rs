@@ -1,0 +1,70 @@
+use access_store::testing::fresh_databases;
+use access_store::{Database, StoreError};
+
+#[tokio::test]
+async fn a_bad_database_url_gives_an_error_that_names_database_url_and_hides_the_password() {
+    for url in [
+        "mysql://admin:s3cret@db.example/access",
+        "admin:s3cret@db.example/access",
+        "data/access.db",
+        "",
+    ] {
+        let error = Database::connect(url).await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, StoreError::InvalidUrl { .. }),
+            "{url}: {message}"
+        );
+        assert!(message.contains("DATABASE_URL"), "{url}: {message}");
+        assert!(message.contains("sqlite://"), "{url}: {message}");
+        assert!(!message.contains("s3cret"), "{url}: {message}");
+        assert!(!error.is_retryable(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgresql_is_a_retryable_error_that_names_it_without_the_password() {
+    let error = Database::connect("postgres://admin:s3cret@127.0.0.1:1/access")
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(error.is_retryable(), "{message}");
+    assert!(
+        message.starts_with("PostgreSQL database access on 127.0.0.1:1 is unavailable"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[tokio::test]
+async fn an_sqlite_url_creates_the_missing_directories_and_file() {
+    let directory = std::env::temp_dir().join(format!("access_test_dir_{}", std::process::id()));
+    let file = directory.join("nested").join("access.db");
+    let _ = std::fs::remove_dir_all(&directory);
+
+    let database = Database::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    database.ping().await.unwrap();
+    assert!(file.exists());
+    assert_eq!(
+        database.describe(),
+        format!("SQLite database {}", file.display())
+    );
+    drop(database);
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[tokio::test]
+async fn describe_says_where_the_data_lives_and_ping_reaches_it() {
+    for db in fresh_databases().await {
+        let database = Database::connect(&db.url).await.unwrap();
+        database.ping().await.unwrap();
+        let description = database.describe();
+        let expected = match db.label {
+            "sqlite" => "SQLite database ",
+            _ => "PostgreSQL database access_test_",
+        };
+        assert!(description.starts_with(expected), "{description}");
+    }
+}

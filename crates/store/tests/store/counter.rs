@@ -1,0 +1,67 @@
+//! The smallest aggregate that exercises the store: each command appends a chosen
+//! number of events, so tests control how many events one commit carries.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counter {
+    pub count: usize,
+}
+
+pub enum CounterCommand {
+    Add { events: usize },
+    Refuse,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CounterEvent {
+    Added { count: usize },
+}
+
+impl DomainEvent for CounterEvent {
+    fn event_type(&self) -> String {
+        "Added".to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("refused")]
+pub struct Refused;
+
+impl Aggregate for Counter {
+    const TYPE: &'static str = "Counter";
+    type Command = CounterCommand;
+    type Event = CounterEvent;
+    type Error = Refused;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: CounterCommand,
+        _services: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Refused> {
+        match command {
+            CounterCommand::Add { events } => {
+                for _ in 0..events {
+                    let count = self.count + 1;
+                    sink.write(CounterEvent::Added { count }, self).await;
+                }
+                Ok(())
+            }
+            CounterCommand::Refuse => Err(Refused),
+        }
+    }
+
+    fn apply(&mut self, event: CounterEvent) {
+        match event {
+            CounterEvent::Added { count } => self.count = count,
+        }
+    }
+}
