@@ -4,6 +4,7 @@
 //! aggregate through [`services::OrganizationServices`].
 
 pub mod aggregate;
+pub mod capabilities;
 pub mod commands;
 pub mod errors;
 pub mod events;
