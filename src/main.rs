@@ -1,1 +1,154 @@
-fn main() {}
+//! `access-server [serve]` starts the server; the other subcommands export the
+//! schema, generate reference data and sign development tokens.
+
+use std::process::ExitCode;
+
+use access_api::auth::{sign_hs256, TokenClaims, DEV_SECRET};
+use access_reference::GenerateOptions;
+use access_server::settings::Settings;
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "\
+usage: access-server [COMMAND]
+
+commands:
+  serve                     start the server (the default); settings come from the
+                            environment: ACCESS_LISTEN, DATABASE_URL, ACCESS_REFERENCE_DATA,
+                            ACCESS_JWT_SECRET | ACCESS_JWT_PUBLIC_KEY | ACCESS_DEV_AUTH=1, ...
+  export-schema             print the GraphQL schema (SDL); schema.graphql is its output
+  generate-reference-data [--seed N] [--practices N] [--registries N] [--virtual-groups N]
+                          [--apm-entities N] [--clinicians N] [--version TEXT]
+                            print realistic reference data (JSON) of any size
+  dev-token --sub ID [--name NAME] [--email EMAIL] [--roles support,auditor] [--days N]
+                            print a token signed with the development secret
+                            (accepted only by a server started with ACCESS_DEV_AUTH=1)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, options) = match args.split_first() {
+        Some((command, options)) => (command.as_str(), options),
+        None => ("serve", &[][..]),
+    };
+    let result = match command {
+        "serve" => serve(),
+        "export-schema" => {
+            print!("{}", access_api::schema::sdl());
+            Ok(())
+        }
+        "generate-reference-data" => generate(options),
+        "dev-token" => dev_token(options),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("access-server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve() -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let settings =
+        Settings::from_env(|name| std::env::var(name).ok()).map_err(|error| error.to_string())?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|error| format!("cannot start the runtime: {error}"))?;
+    runtime.block_on(async {
+        let server = access_server::start(settings, shutdown_signal())
+            .await
+            .map_err(|error| error.to_string())?;
+        tracing::info!(
+            "serving GraphQL on http://{}/graphql (GraphiQL in a browser); events in {}; reference data version {}",
+            server.address,
+            server.database,
+            server.reference_version
+        );
+        server
+            .handle
+            .await
+            .map_err(|error| format!("server task failed: {error}"))?
+            .map_err(|error| format!("server stopped: {error}"))
+    })
+}
+
+/// Ctrl-C or SIGTERM: stop accepting and finish the requests in flight.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `--name value` pairs.
+fn flag<'a>(options: &'a [String], name: &str) -> Option<&'a str> {
+    options
+        .iter()
+        .position(|option| option == name)
+        .and_then(|index| options.get(index + 1))
+        .map(String::as_str)
+}
+
+fn number(options: &[String], name: &str, default: usize) -> Result<usize, String> {
+    match flag(options, name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("{name}: expected a whole number, got {text:?}")),
+    }
+}
+
+fn generate(options: &[String]) -> Result<(), String> {
+    let defaults = GenerateOptions::demo();
+    let generated = access_reference::generate(&GenerateOptions {
+        seed: number(options, "--seed", defaults.seed as usize)? as u64,
+        practices: number(options, "--practices", defaults.practices)?,
+        registries: number(options, "--registries", defaults.registries)?,
+        virtual_groups: number(options, "--virtual-groups", defaults.virtual_groups)?,
+        apm_entities: number(options, "--apm-entities", defaults.apm_entities)?,
+        clinicians: number(options, "--clinicians", defaults.clinicians)?,
+        version: flag(options, "--version").map_or(defaults.version, str::to_string),
+    });
+    print!("{}", generated.to_json_pretty());
+    Ok(())
+}
+
+fn dev_token(options: &[String]) -> Result<(), String> {
+    let sub = flag(options, "--sub").ok_or("dev-token: --sub is required (the person id)")?;
+    let days = number(options, "--days", 30)? as i64;
+    let roles = flag(options, "--roles")
+        .map(|roles| roles.split(',').collect())
+        .unwrap_or_default();
+    let claims = TokenClaims {
+        sub,
+        name: flag(options, "--name"),
+        email: flag(options, "--email"),
+        roles,
+        exp: (chrono::Utc::now() + chrono::Duration::days(days)).timestamp(),
+    };
+    println!("{}", sign_hs256(DEV_SECRET, &claims));
+    Ok(())
+}

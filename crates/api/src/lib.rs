@@ -1,1 +1,14 @@
+//! The GraphQL API of the access-management backend: bearer-token
+//! authentication, capabilities, the schema of `schema.graphql`, and the HTTP
+//! router that serves it.
 
+pub mod auth;
+pub mod error;
+mod http;
+mod pending_types;
+pub mod schema;
+mod service;
+mod types;
+
+pub use http::router;
+pub use service::AccessService;

@@ -153,6 +153,25 @@ impl OrganizationEvent {
         }
     }
 
+    /// The request an event is about, if any.
+    pub fn request_id(&self) -> Option<Uuid> {
+        use OrganizationEvent::*;
+        match self {
+            RoleRequested { request_id, .. }
+            | ProofRejected { request_id, .. }
+            | ProofAccepted { request_id, .. }
+            | RequesterBlocked { request_id, .. }
+            | RoleRequestSentForApproval { request_id, .. }
+            | RoleRequestApproved { request_id, .. }
+            | RoleRequestDenied { request_id, .. }
+            | RoleRequestWithdrawn { request_id, .. }
+            | RoleGranted { request_id, .. }
+            | TicketResolved { request_id, .. }
+            | RequesterUnblocked { request_id, .. } => Some(*request_id),
+            StaffUserRevoked { .. } | RoleChanged { .. } | SecurityOfficialRemoved { .. } => None,
+        }
+    }
+
     pub fn at(&self) -> DateTime<Utc> {
         use OrganizationEvent::*;
         match self {

@@ -1,0 +1,192 @@
+//! The one place client-facing errors are made: every refusal carries a stable
+//! `extensions.code`; infrastructure failures are logged here with context and
+//! reach clients only as `INTERNAL`.
+
+use access_domain::identifiers::IdentifierError;
+use access_domain::AccessError;
+use async_graphql::{Enum, ErrorExtensions};
+use cqrs_es::AggregateError;
+
+/// The contract's error codes, as they appear in `extensions.code`.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    /// A malformed field; `extensions.field` names it.
+    InvalidInput,
+    SecurityOfficialRequired,
+    ProofRequired,
+    DuplicateRequest,
+    AlreadyConnected,
+    /// Blocked after three failed proofs; `extensions.ticket` holds the ticket.
+    AccountBlocked,
+    SelfDecision,
+    RequestNotPending,
+    LastSecurityOfficial,
+    /// A concurrent write won; the same request is safe to retry.
+    Conflict,
+    ClinicianNotFound,
+    ClinicianInfoMissing,
+    ClinicianNotVerified,
+    Internal,
+    /// Part of the contract this server does not answer yet.
+    NotImplemented,
+}
+
+impl ErrorCode {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::SecurityOfficialRequired => "SECURITY_OFFICIAL_REQUIRED",
+            ErrorCode::ProofRequired => "PROOF_REQUIRED",
+            ErrorCode::DuplicateRequest => "DUPLICATE_REQUEST",
+            ErrorCode::AlreadyConnected => "ALREADY_CONNECTED",
+            ErrorCode::AccountBlocked => "ACCOUNT_BLOCKED",
+            ErrorCode::SelfDecision => "SELF_DECISION",
+            ErrorCode::RequestNotPending => "REQUEST_NOT_PENDING",
+            ErrorCode::LastSecurityOfficial => "LAST_SECURITY_OFFICIAL",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::ClinicianNotFound => "CLINICIAN_NOT_FOUND",
+            ErrorCode::ClinicianInfoMissing => "CLINICIAN_INFO_MISSING",
+            ErrorCode::ClinicianNotVerified => "CLINICIAN_NOT_VERIFIED",
+            ErrorCode::Internal => "INTERNAL",
+            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
+        }
+    }
+}
+
+/// A refusal or failure as a client sees it. Deliberately not `Display`:
+/// async-graphql converts any `Display` error into a GraphQL error without
+/// `extensions.code`, so the only way from here to a response is the `From`
+/// below, which always sets the code.
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthenticated(String),
+    Forbidden(String),
+    NotFound(String),
+    InvalidInput {
+        field: String,
+        message: String,
+    },
+    Refused(AccessError),
+    /// A concurrent write won.
+    Conflict,
+    NotImplemented(&'static str),
+    /// Already logged with context by [`ApiError::internal`].
+    Internal,
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, error: IdentifierError) -> Self {
+        ApiError::InvalidInput {
+            field: field.into(),
+            message: error.to_string(),
+        }
+    }
+
+    /// Logs an infrastructure failure with what was being done, and hides it.
+    pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "{context}");
+        ApiError::Internal
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Unauthenticated(message) | ApiError::Forbidden(message) | ApiError::NotFound(message) => {
+                message.clone()
+            }
+            ApiError::InvalidInput { field, message } => format!("{field}: {message}"),
+            ApiError::Refused(refusal) => refusal.to_string(),
+            ApiError::Conflict => {
+                "Another change to this organization was saved at the same moment; retry the request.".into()
+            }
+            ApiError::NotImplemented(what) => format!("{what} is not available yet on this server."),
+            ApiError::Internal => "Unknown error; it has been logged.".into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::InvalidInput { .. } => ErrorCode::InvalidInput,
+            ApiError::Refused(refusal) => refusal_code(refusal),
+            ApiError::Conflict => ErrorCode::Conflict,
+            ApiError::NotImplemented(_) => ErrorCode::NotImplemented,
+            ApiError::Internal => ErrorCode::Internal,
+        }
+    }
+
+    /// Maps the outcome of a command on an organization.
+    pub fn from_command(context: &str, error: AggregateError<AccessError>) -> Self {
+        match error {
+            AggregateError::UserError(AccessError::Service(detail)) => {
+                Self::internal(context, &detail)
+            }
+            AggregateError::UserError(refusal) => ApiError::Refused(refusal),
+            AggregateError::AggregateConflict => ApiError::Conflict,
+            other => Self::internal(context, &other),
+        }
+    }
+}
+
+fn refusal_code(refusal: &AccessError) -> ErrorCode {
+    match refusal {
+        AccessError::SecurityOfficialRequired => ErrorCode::SecurityOfficialRequired,
+        AccessError::ProofRequired(_) => ErrorCode::ProofRequired,
+        AccessError::DuplicateRequest => ErrorCode::DuplicateRequest,
+        AccessError::AlreadyConnected(_) => ErrorCode::AlreadyConnected,
+        AccessError::AccountBlocked(_) => ErrorCode::AccountBlocked,
+        AccessError::SelfDecision => ErrorCode::SelfDecision,
+        AccessError::RequestNotPending(_) | AccessError::TicketNotOpen(_) => {
+            ErrorCode::RequestNotPending
+        }
+        AccessError::NotSecurityOfficial
+        | AccessError::NotRequester
+        | AccessError::OnlyStaffUsersRevocable
+        | AccessError::OrganizationNotConnectable => ErrorCode::Forbidden,
+        AccessError::RequestNotFound
+        | AccessError::NoRole
+        | AccessError::NotASecurityOfficial
+        | AccessError::NotBlocked
+        | AccessError::TicketNotFound
+        | AccessError::UnknownOrganization => ErrorCode::NotFound,
+        AccessError::RoleNotRequestable | AccessError::RoleNotChangeable => ErrorCode::InvalidInput,
+        AccessError::Service(_) => ErrorCode::Internal,
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        async_graphql::Error::new(error.message()).extend_with(|_, extensions| {
+            extensions.set("code", code.as_str());
+            match &error {
+                ApiError::InvalidInput { field, .. } => extensions.set("field", field.as_str()),
+                ApiError::Refused(
+                    AccessError::RoleNotRequestable | AccessError::RoleNotChangeable,
+                ) => extensions.set("field", "role"),
+                ApiError::Refused(AccessError::AccountBlocked(ticket)) => {
+                    extensions.set("ticket", ticket.as_str())
+                }
+                ApiError::Refused(AccessError::ProofRequired(missing)) => extensions.set(
+                    "missing",
+                    missing.iter().map(|field| field.name()).collect::<Vec<_>>(),
+                ),
+                _ => {}
+            }
+        })
+    }
+}
+
+/// For helpers: `?` in a resolver turns the error into a coded GraphQL error.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// What resolvers return.
+pub type GqlResult<T> = async_graphql::Result<T>;

@@ -1,0 +1,636 @@
+//! The GraphQL roots. Resolvers parse their input into domain types (so a
+//! malformed field is refused with its name), get the caller's capability,
+//! and hand one command to the organization's aggregate.
+
+use access_domain::identifiers::{
+    ApmEntityId, IdentifierError, Npi, OrganizationId, PersonId, Ptan, RoleRequestId, Tin, VendorId,
+};
+use access_domain::proof::SecurityOfficialProof as Proof;
+use access_domain::roles::Role as DomainRole;
+use access_domain::{OrganizationCommand, OrganizationEvent};
+use access_reference::SearchError;
+use async_graphql::{Context, InputObject, Object, Schema, Subscription, ID};
+use futures_util::stream;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Identity};
+use crate::error::{ApiError, ApiResult, ErrorCode, GqlResult};
+use crate::pending_types::{
+    AuditEventConnection, AuditFilter, ClinicianConnection, ClinicianManualInput, ClinicianMatch,
+    Decision, ManageAccess, Notification, RoleRequestConnection,
+};
+use crate::service::AccessService;
+use crate::types::{
+    ApmModel, Capability, Grant, Organization, OrganizationType, Person, RequestRolePayload, Role,
+    RoleRequest, SupportTicket,
+};
+
+pub type AccessSchema = Schema<Query, Mutation, Subscription>;
+
+/// The schema; `service` is absent only when exporting the SDL.
+pub fn build(service: Option<AccessService>) -> AccessSchema {
+    let builder = Schema::build(Query, Mutation, Subscription).register_output_type::<ErrorCode>();
+    match service {
+        Some(service) => builder.data(service).finish(),
+        None => builder.finish(),
+    }
+}
+
+/// The schema in SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    build(None).sdl()
+}
+
+/// Longest free-text reason or note kept in an event.
+const MAX_NOTE_CHARS: usize = 1000;
+/// Most organizations one search returns.
+const MAX_SEARCH_RESULTS: i32 = 100;
+
+fn service<'a>(ctx: &Context<'a>) -> &'a AccessService {
+    ctx.data_unchecked::<AccessService>()
+}
+
+fn identity<'a>(ctx: &Context<'a>) -> ApiResult<&'a Identity> {
+    ctx.data_unchecked::<Caller>().identity()
+}
+
+fn parse<T>(
+    field: &str,
+    value: &str,
+    parser: fn(&str) -> Result<T, IdentifierError>,
+) -> ApiResult<T> {
+    parser(value).map_err(|error| ApiError::invalid(field, error))
+}
+
+fn optional<T>(
+    field: &str,
+    value: Option<&str>,
+    parser: fn(&str) -> Result<T, IdentifierError>,
+) -> ApiResult<Option<T>> {
+    value.map(|value| parse(field, value, parser)).transpose()
+}
+
+fn note(field: &str, text: Option<String>) -> ApiResult<Option<String>> {
+    match text.map(|text| text.trim().to_string()) {
+        Some(text) if text.chars().count() > MAX_NOTE_CHARS => Err(ApiError::InvalidInput {
+            field: field.into(),
+            message: format!("must be at most {MAX_NOTE_CHARS} characters"),
+        }
+        .into()),
+        Some(text) if text.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// Search for organizations to connect to.
+#[derive(InputObject)]
+pub struct OrganizationSearch {
+    #[graphql(name = "type")]
+    pub kind: OrganizationType,
+    /// Name prefix/words, a complete TIN, or an ID.
+    pub query: String,
+    /// Required when type is APM_ENTITY.
+    pub apm_model: Option<ApmModel>,
+    #[graphql(default_with = "Some(20)")]
+    pub first: Option<i32>,
+}
+
+/// The proof a first Security Official gives; which fields are needed depends
+/// on the organization's type and APM model. Extra fields are ignored.
+#[derive(InputObject)]
+#[graphql(name = "SecurityOfficialProof")]
+pub struct SecurityOfficialProofInput {
+    pub tin: Option<String>,
+    pub npi: Option<String>,
+    pub ptan: Option<String>,
+    pub vendor_id: Option<String>,
+    pub apm_entity_id: Option<String>,
+    pub participant_tins: Option<Vec<String>>,
+}
+
+impl SecurityOfficialProofInput {
+    fn parse(&self) -> ApiResult<Proof> {
+        let participant_tins = self
+            .participant_tins
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(index, tin)| {
+                parse(
+                    &format!("input.proof.participantTins[{index}]"),
+                    tin,
+                    Tin::parse,
+                )
+            })
+            .collect::<ApiResult<Vec<Tin>>>()?;
+        Ok(Proof {
+            tin: optional("input.proof.tin", self.tin.as_deref(), Tin::parse)?,
+            npi: optional("input.proof.npi", self.npi.as_deref(), Npi::parse)?,
+            ptan: optional("input.proof.ptan", self.ptan.as_deref(), Ptan::parse)?,
+            vendor_id: optional(
+                "input.proof.vendorId",
+                self.vendor_id.as_deref(),
+                VendorId::parse,
+            )?,
+            apm_entity_id: optional(
+                "input.proof.apmEntityId",
+                self.apm_entity_id.as_deref(),
+                ApmEntityId::parse,
+            )?,
+            participant_tins,
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct RequestRoleInput {
+    pub organization_id: ID,
+    /// SECURITY_OFFICIAL or STAFF_USER.
+    pub role: Role,
+    /// Needed only by the first Security Official of an organization.
+    pub proof: Option<SecurityOfficialProofInput>,
+}
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in person, as their token names them.
+    async fn me(&self, ctx: &Context<'_>) -> GqlResult<Person> {
+        let identity = identity(ctx)?;
+        Ok(Person {
+            id: ID(identity.person.to_string()),
+            display_name: identity.display_name.clone(),
+            email: identity.email.clone(),
+        })
+    }
+
+    /// Find organizations to connect to; answers without a token. Practices and
+    /// registries by name or complete TIN (a partial TIN finds nothing), Virtual
+    /// Groups by complete ID, APM Entities by model then name or entity ID.
+    async fn organizations(
+        &self,
+        ctx: &Context<'_>,
+        search: OrganizationSearch,
+    ) -> GqlResult<Vec<Organization>> {
+        let first = search.first.unwrap_or(20);
+        if !(1..=MAX_SEARCH_RESULTS).contains(&first) {
+            return Err(ApiError::InvalidInput {
+                field: "search.first".into(),
+                message: format!("must be between 1 and {MAX_SEARCH_RESULTS}"),
+            }
+            .into());
+        }
+        let found = service(ctx)
+            .reference()
+            .search(
+                search.kind.into(),
+                &search.query,
+                search.apm_model.map(Into::into),
+                first as usize,
+            )
+            .map_err(|error| {
+                let field = match error {
+                    SearchError::ApmModelRequired => "search.apmModel",
+                    _ => "search.query",
+                };
+                ApiError::InvalidInput {
+                    field: field.into(),
+                    message: error.to_string(),
+                }
+            })?;
+        Ok(found.into_iter().cloned().map(Organization).collect())
+    }
+
+    /// One organization by id; null when it is not in the reference data.
+    async fn organization(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Organization>> {
+        identity(ctx)?;
+        let id = parse("id", &id, OrganizationId::parse)?;
+        Ok(service(ctx).organization(&id).ok())
+    }
+
+    async fn manage_access(&self, ctx: &Context<'_>) -> GqlResult<ManageAccess> {
+        identity(ctx)?;
+        Err(ApiError::NotImplemented("manageAccess").into())
+    }
+
+    /// A Security Official's inbox; organizationId narrows it to one organization.
+    async fn pending_requests(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: Option<ID>,
+        #[graphql(default_with = "Some(50)")] first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<RoleRequestConnection> {
+        identity(ctx)?;
+        let _ = (organization_id, first, after);
+        Err(ApiError::NotImplemented("pendingRequests").into())
+    }
+
+    /// A role request, visible to its requester, the organization's Security
+    /// Officials, support staff and auditors; null for anyone else, so the
+    /// answer never reveals that a request exists.
+    async fn role_request(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<RoleRequest>> {
+        let caller = identity(ctx)?;
+        let id = parse("id", &id, RoleRequestId::parse)?;
+        let state = service(ctx).load(&id.organization).await?;
+        let Some(request) = state.request(&id.request) else {
+            return Ok(None);
+        };
+        let may_see = request.person == caller.person
+            || caller.may_read_everything()
+            || state
+                .grant_of(&caller.person)
+                .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial);
+        Ok(may_see.then(|| RoleRequest {
+            organization: id.organization.clone(),
+            request: request.clone(),
+        }))
+    }
+
+    /// Everyone holding a role in the organization: for its Security Officials,
+    /// support staff and auditors.
+    async fn organization_users(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+    ) -> GqlResult<Vec<Grant>> {
+        let caller = identity(ctx)?;
+        let id = parse("organizationId", &organization_id, OrganizationId::parse)?;
+        let service = service(ctx);
+        let organization = service.organization(&id)?;
+        let state = service.load(&id).await?;
+        let is_security_official = state
+            .grant_of(&caller.person)
+            .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial);
+        if !(is_security_official || caller.may_read_everything()) {
+            return Err(ApiError::Forbidden(
+                "Only this organization's Security Officials, support staff and auditors see its users.".into(),
+            ).into());
+        }
+        Ok(state
+            .grants()
+            .map(|(person, grant)| Grant::new(Organization(organization.0.clone()), person, grant))
+            .collect())
+    }
+
+    /// Support staff: who is blocked where.
+    async fn blocked_accounts(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Vec<crate::pending_types::BlockedAccount>> {
+        identity(ctx)?.support_agent()?;
+        Err(ApiError::NotImplemented("blockedAccounts").into())
+    }
+
+    /// Support staff: a help-desk ticket by number.
+    async fn support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        number: String,
+    ) -> GqlResult<Option<SupportTicket>> {
+        identity(ctx)?.support_agent()?;
+        let _ = number;
+        Err(ApiError::NotImplemented("supportTicket").into())
+    }
+
+    /// Auditors (and support): every event, in commit order.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilter>,
+        #[graphql(default_with = "Some(100)")] first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<AuditEventConnection> {
+        identity(ctx)?;
+        let _ = (filter, first, after);
+        Err(ApiError::NotImplemented("auditLog").into())
+    }
+
+    /// The grants in force in an organization at a past instant.
+    async fn access_as_of(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> GqlResult<Vec<Grant>> {
+        identity(ctx)?;
+        let _ = (organization_id, at);
+        Err(ApiError::NotImplemented("accessAsOf").into())
+    }
+
+    /// May the person do this in the organization? Any caller about itself;
+    /// support and auditors about anyone.
+    async fn authorize(
+        &self,
+        ctx: &Context<'_>,
+        person_id: Option<ID>,
+        organization_id: ID,
+        capability: Capability,
+    ) -> GqlResult<Decision> {
+        identity(ctx)?;
+        let _ = (person_id, organization_id, capability);
+        Err(ApiError::NotImplemented("authorize").into())
+    }
+
+    /// The clinician whose name matches the caller's, exactly and uniquely.
+    async fn clinician_match(&self, ctx: &Context<'_>) -> GqlResult<Option<ClinicianMatch>> {
+        identity(ctx)?;
+        Err(ApiError::NotImplemented("clinicianMatch").into())
+    }
+
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(false)")] unread_only: Option<bool>,
+    ) -> GqlResult<Vec<Notification>> {
+        identity(ctx)?;
+        let _ = unread_only;
+        Err(ApiError::NotImplemented("notifications").into())
+    }
+}
+
+pub struct Mutation;
+
+/// The request a mutation acted on, from its events and the state after them.
+fn acted_on(
+    organization: &OrganizationId,
+    executed: &crate::service::Executed,
+) -> ApiResult<RoleRequest> {
+    let request_id = executed
+        .events
+        .iter()
+        .find_map(OrganizationEvent::request_id)
+        .ok_or_else(|| {
+            ApiError::internal("reading a command's outcome", &"no event named a request")
+        })?;
+    let request = executed.state.request(&request_id).ok_or_else(|| {
+        ApiError::internal(
+            "reading a command's outcome",
+            &"the request is not in the state",
+        )
+    })?;
+    Ok(RoleRequest {
+        organization: organization.clone(),
+        request: request.clone(),
+    })
+}
+
+impl Mutation {
+    /// Runs `command` for the caller on the request `request_id` names.
+    async fn act_on_request(
+        &self,
+        ctx: &Context<'_>,
+        request_id: &str,
+        command: fn(Uuid, PersonId) -> OrganizationCommand,
+    ) -> ApiResult<RoleRequest> {
+        let caller = identity(ctx)?;
+        let id = parse("requestId", request_id, RoleRequestId::parse)?;
+        let executed = service(ctx)
+            .execute(&id.organization, command(id.request, caller.person.clone()))
+            .await?;
+        acted_on(&id.organization, &executed)
+    }
+}
+
+#[Object]
+impl Mutation {
+    /// Ask for a role in an organization. The first Security Official gives a
+    /// proof and is approved at once when it matches; a failed proof is
+    /// recorded (see proofRejected) and the third blocks further attempts.
+    /// Everyone else waits for a Security Official's decision.
+    async fn request_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestRoleInput,
+    ) -> GqlResult<RequestRolePayload> {
+        let caller = identity(ctx)?;
+        let organization = parse(
+            "input.organizationId",
+            &input.organization_id,
+            OrganizationId::parse,
+        )?;
+        let proof = input
+            .proof
+            .as_ref()
+            .map(SecurityOfficialProofInput::parse)
+            .transpose()?;
+        let service = service(ctx);
+        service.organization(&organization)?;
+        let command = OrganizationCommand::RequestRole {
+            organization: organization.clone(),
+            request_id: Uuid::new_v4(),
+            requester: caller.person.clone(),
+            role: input.role.into(),
+            proof,
+        };
+        let executed = service.execute(&organization, command).await?;
+        let attempts_remaining = executed.events.iter().find_map(|event| match event {
+            OrganizationEvent::ProofRejected {
+                attempts_remaining, ..
+            } => Some(i32::from(*attempts_remaining)),
+            _ => None,
+        });
+        Ok(RequestRolePayload {
+            request: acted_on(&organization, &executed)?,
+            proof_rejected: attempts_remaining.is_some(),
+            attempts_remaining,
+        })
+    }
+
+    /// A Security Official of the organization approves a pending request
+    /// (never their own). The first decision wins.
+    async fn approve_role_request(
+        &self,
+        ctx: &Context<'_>,
+        request_id: ID,
+    ) -> GqlResult<RoleRequest> {
+        Ok(self
+            .act_on_request(ctx, &request_id, |request_id, approver| {
+                OrganizationCommand::ApproveRequest {
+                    request_id,
+                    approver,
+                }
+            })
+            .await?)
+    }
+
+    /// A Security Official of the organization denies a pending request, with
+    /// an optional reason the requester will see.
+    async fn deny_role_request(
+        &self,
+        ctx: &Context<'_>,
+        request_id: ID,
+        reason: Option<String>,
+    ) -> GqlResult<RoleRequest> {
+        let caller = identity(ctx)?;
+        let id = parse("requestId", &request_id, RoleRequestId::parse)?;
+        let reason = note("reason", reason)?;
+        let command = OrganizationCommand::DenyRequest {
+            request_id: id.request,
+            approver: caller.person.clone(),
+            reason,
+        };
+        let executed = service(ctx).execute(&id.organization, command).await?;
+        Ok(acted_on(&id.organization, &executed)?)
+    }
+
+    /// The requester withdraws their own pending (or proof-rejected) request.
+    async fn withdraw_role_request(
+        &self,
+        ctx: &Context<'_>,
+        request_id: ID,
+    ) -> GqlResult<RoleRequest> {
+        Ok(self
+            .act_on_request(ctx, &request_id, |request_id, requester| {
+                OrganizationCommand::WithdrawRequest {
+                    request_id,
+                    requester,
+                }
+            })
+            .await?)
+    }
+
+    /// A Security Official revokes a Staff User of their organization.
+    async fn revoke_access(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        person_id: ID,
+        reason: Option<String>,
+    ) -> GqlResult<bool> {
+        let caller = identity(ctx)?;
+        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
+        let command = OrganizationCommand::RevokeStaffUser {
+            person: parse("personId", &person_id, PersonId::parse)?,
+            by: caller.person.clone(),
+            reason: note("reason", reason)?,
+        };
+        service(ctx).execute(&organization, command).await?;
+        Ok(true)
+    }
+
+    async fn connect_as_clinician(
+        &self,
+        ctx: &Context<'_>,
+        manual: Option<ClinicianManualInput>,
+    ) -> GqlResult<ClinicianConnection> {
+        identity(ctx)?;
+        let _ = manual;
+        Err(ApiError::NotImplemented("connectAsClinician").into())
+    }
+
+    async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> GqlResult<bool> {
+        identity(ctx)?;
+        let _ = id;
+        Err(ApiError::NotImplemented("markNotificationRead").into())
+    }
+
+    /// Support staff: approve (proof checked by hand) or deny a blocked request.
+    async fn resolve_ticket(
+        &self,
+        ctx: &Context<'_>,
+        number: String,
+        approve: bool,
+        note: Option<String>,
+    ) -> GqlResult<SupportTicket> {
+        identity(ctx)?.support_agent()?;
+        let _ = (number, approve, note);
+        Err(ApiError::NotImplemented("resolveTicket").into())
+    }
+
+    /// Support staff: let a blocked person try their proof again (three fresh
+    /// attempts); the ticket closes unapproved.
+    async fn unblock_account(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        person_id: ID,
+        note: Option<String>,
+    ) -> GqlResult<bool> {
+        let agent = identity(ctx)?.support_agent()?;
+        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
+        let command = OrganizationCommand::UnblockPerson {
+            person: parse("personId", &person_id, PersonId::parse)?,
+            by: agent.person().clone(),
+            note: self::note("note", note)?,
+        };
+        service(ctx).execute(&organization, command).await?;
+        Ok(true)
+    }
+
+    /// Support staff: Security Official ↔ Staff User. Demoting the last
+    /// Security Official puts the organization back to needing one.
+    async fn change_role(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        person_id: ID,
+        role: Role,
+        note: Option<String>,
+    ) -> GqlResult<Grant> {
+        let agent = identity(ctx)?.support_agent()?;
+        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
+        let person = parse("personId", &person_id, PersonId::parse)?;
+        let command = OrganizationCommand::ChangeRole {
+            person: person.clone(),
+            role: role.into(),
+            by: agent.person().clone(),
+            note: self::note("note", note)?,
+        };
+        let service = service(ctx);
+        let executed = service.execute(&organization, command).await?;
+        let grant = executed.state.grant_of(&person).ok_or_else(|| {
+            ApiError::internal("reading a role change", &"the grant is not in the state")
+        })?;
+        Ok(Grant::new(
+            service.organization(&organization)?,
+            &person,
+            grant,
+        ))
+    }
+
+    /// Support staff: remove a Security Official who left. Removing the last
+    /// one puts the organization back to needing one.
+    async fn remove_security_official(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+        person_id: ID,
+        note: Option<String>,
+    ) -> GqlResult<bool> {
+        let agent = identity(ctx)?.support_agent()?;
+        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
+        let command = OrganizationCommand::RemoveSecurityOfficial {
+            person: parse("personId", &person_id, PersonId::parse)?,
+            by: agent.person().clone(),
+            note: self::note("note", note)?,
+        };
+        service(ctx).execute(&organization, command).await?;
+        Ok(true)
+    }
+}
+
+pub struct Subscription;
+
+fn not_yet(name: &'static str) -> Result<stream::Empty<RoleRequest>, async_graphql::Error> {
+    Err(ApiError::NotImplemented(name).into())
+}
+
+#[Subscription]
+impl Subscription {
+    /// New, decided or withdrawn requests in organizations the caller is
+    /// Security Official of.
+    async fn pending_requests_changed(
+        &self,
+        organization_id: Option<ID>,
+    ) -> Result<stream::Empty<RoleRequest>, async_graphql::Error> {
+        let _ = organization_id;
+        not_yet("pendingRequestsChanged")
+    }
+
+    /// State changes of the caller's own requests.
+    async fn my_request_updated(&self) -> Result<stream::Empty<RoleRequest>, async_graphql::Error> {
+        not_yet("myRequestUpdated")
+    }
+}

@@ -1,0 +1,344 @@
+//! GraphQL object types, built from the aggregate's state and the reference
+//! data. Enums mirror the domain's so the two cannot drift.
+
+use access_domain::aggregate::{self, FailedProof as DomainFailedProof};
+use access_domain::identifiers::{OrganizationId, PersonId, RoleRequestId};
+use access_reference::OrganizationRecord;
+use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use crate::error::{ApiError, GqlResult};
+use crate::service::AccessService;
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(
+    name = "OrganizationType",
+    remote = "access_domain::identifiers::OrganizationKind"
+)]
+/// The four kinds of organization of the QPP access guides.
+pub enum OrganizationType {
+    Practice,
+    ApmEntity,
+    Registry,
+    VirtualGroup,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "access_domain::proof::ApmModel")]
+/// The Alternative Payment Model an APM Entity takes part in.
+pub enum ApmModel {
+    SharedSavingsProgram,
+    NextGenerationAco,
+    CpcPlus,
+    ComprehensiveEsrdCare,
+    OncologyCareModel,
+    BpciAdvanced,
+    IndependenceAtHome,
+    MarylandTcoc,
+    VermontAllPayerAco,
+    ComprehensiveCareForJointReplacement,
+    PrimaryCareFirst,
+    DirectContracting,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "access_domain::roles::Role")]
+/// A role in one organization.
+pub enum Role {
+    /// Approves, denies and revokes the organization's users.
+    SecurityOfficial,
+    StaffUser,
+    /// View-only, from clinician verification.
+    Clinician,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "access_domain::roles::RequestState")]
+/// Where a role request stands.
+pub enum RequestState {
+    /// A first Security Official's last proof failed; they may try again.
+    ProofRejected,
+    /// Waiting for a Security Official of the organization.
+    Pending,
+    Approved,
+    Denied,
+    Withdrawn,
+    /// Blocked after three failed proofs; a support ticket is open.
+    ManualReview,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "access_domain::roles::TicketState")]
+/// A help-desk ticket's state.
+pub enum TicketState {
+    Open,
+    ResolvedApproved,
+    ResolvedDenied,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+/// What a role lets a person do in an organization (domain.md, "Roles").
+pub enum Capability {
+    ViewEligibility,
+    ViewClaimsMeasures,
+    PhysicianComparePreview,
+    SubmitData,
+    ViewPerformanceFeedback,
+    ViewApmIncentive,
+    RequestTargetedReview,
+    ViewParticipants,
+    RegisterWebInterface,
+    RegisterCahps,
+    DownloadApiToken,
+    SelfNomination,
+    ManageAccess,
+}
+
+/// An organization of the reference data.
+pub struct Organization(pub OrganizationRecord);
+
+#[Object]
+impl Organization {
+    /// Stable id: `practice:<TIN>`, `registry:<TIN>`, `apm-entity:<ID>` or `virtual-group:<ID>`.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    #[graphql(name = "type")]
+    async fn kind(&self) -> OrganizationType {
+        self.0.kind.into()
+    }
+
+    async fn legal_business_name(&self) -> &str {
+        &self.0.legal_business_name
+    }
+
+    /// Practices and registries.
+    async fn tin(&self) -> Option<&str> {
+        self.0.tin.as_ref().map(|tin| tin.as_str())
+    }
+
+    /// APM Entities.
+    async fn apm_model(&self) -> Option<ApmModel> {
+        self.0.apm_model.map(Into::into)
+    }
+
+    /// APM Entities.
+    async fn apm_entity_id(&self) -> Option<&str> {
+        self.0.apm_entity_id.as_ref().map(|id| id.as_str())
+    }
+
+    /// Virtual Groups.
+    async fn virtual_group_id(&self) -> Option<&str> {
+        self.0.virtual_group_id.as_ref().map(|id| id.as_str())
+    }
+
+    async fn address(&self) -> Option<&str> {
+        self.0.address.as_deref()
+    }
+
+    /// False until a first Security Official is approved; until then only a
+    /// Security Official request with proof is accepted.
+    async fn has_security_official(&self, ctx: &Context<'_>) -> GqlResult<bool> {
+        let service = ctx.data_unchecked::<AccessService>();
+        Ok(service.load(&self.0.id).await?.has_security_official())
+    }
+}
+
+/// A person, known by the identity provider's subject. Names and emails are
+/// shown only where this server has them (the caller's own token).
+#[derive(SimpleObject, Clone)]
+pub struct Person {
+    /// The identity provider's subject.
+    pub id: ID,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl Person {
+    pub fn known_by_id(person: &PersonId) -> Self {
+        Person {
+            id: ID(person.to_string()),
+            display_name: None,
+            email: None,
+        }
+    }
+}
+
+/// A request for a role in one organization.
+pub struct RoleRequest {
+    pub organization: OrganizationId,
+    pub request: aggregate::RoleRequest,
+}
+
+#[Object]
+impl RoleRequest {
+    /// `<organization id>/<uuid>`.
+    async fn id(&self) -> ID {
+        ID(RoleRequestId {
+            organization: self.organization.clone(),
+            request: self.request.id,
+        }
+        .to_string())
+    }
+
+    async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
+        Ok(ctx
+            .data_unchecked::<AccessService>()
+            .organization(&self.organization)?)
+    }
+
+    async fn requester(&self) -> Person {
+        Person::known_by_id(&self.request.person)
+    }
+
+    async fn role(&self) -> Role {
+        self.request.role.into()
+    }
+
+    async fn state(&self) -> RequestState {
+        self.request.state.into()
+    }
+
+    async fn submitted_at(&self) -> DateTime<Utc> {
+        self.request.submitted_at
+    }
+
+    async fn decided_at(&self) -> Option<DateTime<Utc>> {
+        self.request.decided_at
+    }
+
+    /// The Security Official or support agent who decided; null for an
+    /// automatic approval on a valid proof.
+    async fn decided_by(&self) -> Option<Person> {
+        self.request.decided_by.as_ref().map(Person::known_by_id)
+    }
+
+    /// The denial reason or the support agent's note.
+    async fn reason(&self) -> Option<&str> {
+        self.request.reason.as_deref()
+    }
+
+    /// Failed proofs since the request opened or was last unblocked.
+    async fn failed_attempts(&self) -> i32 {
+        i32::from(self.request.failed_attempts)
+    }
+
+    /// The help-desk ticket opened when the requester was blocked.
+    async fn ticket(&self) -> Option<SupportTicket> {
+        self.request.ticket.as_ref().map(|_| SupportTicket {
+            organization: self.organization.clone(),
+            request: self.request.clone(),
+        })
+    }
+}
+
+/// Outcome of `requestRole`. A failed proof is recorded, so it is data here,
+/// not an error.
+#[derive(SimpleObject)]
+pub struct RequestRolePayload {
+    pub request: RoleRequest,
+    /// True when this call's proof failed (and was recorded).
+    pub proof_rejected: bool,
+    /// Attempts left after a failed proof; null otherwise.
+    pub attempts_remaining: Option<i32>,
+}
+
+/// A help-desk ticket opened by the third failed proof.
+pub struct SupportTicket {
+    pub organization: OrganizationId,
+    pub request: aggregate::RoleRequest,
+}
+
+impl SupportTicket {
+    fn ticket(&self) -> &aggregate::Ticket {
+        self.request
+            .ticket
+            .as_ref()
+            .expect("a SupportTicket is built only for a request with a ticket")
+    }
+}
+
+#[Object]
+impl SupportTicket {
+    /// e.g. CS00000123
+    async fn number(&self) -> &str {
+        self.ticket().number.as_str()
+    }
+
+    async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
+        Ok(ctx
+            .data_unchecked::<AccessService>()
+            .organization(&self.organization)?)
+    }
+
+    async fn person(&self) -> Person {
+        Person::known_by_id(&self.request.person)
+    }
+
+    async fn opened_at(&self) -> DateTime<Utc> {
+        self.ticket().opened_at
+    }
+
+    async fn state(&self) -> TicketState {
+        self.ticket().state.into()
+    }
+
+    /// Masked values of each failed proof; never full values.
+    async fn attempts(&self) -> Vec<FailedProof> {
+        self.request
+            .failed_proofs
+            .iter()
+            .map(FailedProof::from)
+            .collect()
+    }
+}
+
+/// One failed proof, masked.
+#[derive(SimpleObject)]
+pub struct FailedProof {
+    pub at: DateTime<Utc>,
+    /// e.g. `tin *****6789, npi ******7893, ptan ****34`
+    pub masked_proof: String,
+    pub reason: String,
+}
+
+impl From<&DomainFailedProof> for FailedProof {
+    fn from(failed: &DomainFailedProof) -> Self {
+        FailedProof {
+            at: failed.at,
+            masked_proof: failed.masked_proof.clone(),
+            reason: failed.mismatch.message().to_string(),
+        }
+    }
+}
+
+/// A person's role in an organization.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Grant {
+    pub organization: Organization,
+    pub person: Person,
+    pub role: Role,
+    pub granted_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl Grant {
+    /// What the role lets the person do here.
+    async fn capabilities(&self) -> GqlResult<Vec<Capability>> {
+        Err(ApiError::NotImplemented("Grant.capabilities").into())
+    }
+}
+
+impl Grant {
+    pub fn new(organization: Organization, person: &PersonId, grant: &aggregate::Grant) -> Self {
+        Grant {
+            organization,
+            person: Person::known_by_id(person),
+            role: grant.role.into(),
+            granted_at: grant.granted_at,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The access-management server: settings in, a listening GraphQL server out.
+//! `main.rs` adds the command line; end-to-end tests start it on port 0.
+
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use access_api::AccessService;
+use access_reference::{ReferenceData, ReferenceDataError};
+use access_store::{Database, StoreError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use settings::{Settings, SettingsError, TokenKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("ACCESS_REFERENCE_DATA: {0}")]
+    ReferenceData(#[from] ReferenceDataError),
+    #[error("DATABASE_URL: cannot open the event store: {0}")]
+    Database(#[from] StoreError),
+    #[error("ACCESS_LISTEN: cannot listen on {address}: {error}")]
+    Listen {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
+}
+
+/// A server accepting connections.
+pub struct RunningServer {
+    pub address: SocketAddr,
+    pub database: String,
+    pub reference_version: String,
+    pub handle: JoinHandle<std::io::Result<()>>,
+}
+
+/// Loads the reference data, opens and migrates the database, and starts
+/// serving. Returns once the listener is bound; the server stops when
+/// `shutdown` completes, after finishing the requests in flight.
+pub async fn start(
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<RunningServer, StartError> {
+    let verifier = settings.token_verifier()?;
+    if matches!(settings.token_key, TokenKey::Development) {
+        tracing::warn!(
+            "ACCESS_DEV_AUTH=1: accepting tokens signed with the PUBLISHED development secret. \
+             Anyone can sign in as anyone. Never use this outside a local trial."
+        );
+    }
+    let reference = match &settings.reference_data {
+        Some(path) => ReferenceData::load(path)?,
+        None => ReferenceData::demo(),
+    };
+    let reference_version = reference.version().to_string();
+    let database = Database::connect(&settings.database_url).await?;
+    let described = database.describe();
+    let service = AccessService::new(database, Arc::new(reference));
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|error| StartError::Listen {
+                address: settings.listen,
+                error,
+            })?;
+    let address = listener.local_addr().map_err(|error| StartError::Listen {
+        address: settings.listen,
+        error,
+    })?;
+    let app = access_api::router(service, verifier);
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok(RunningServer {
+        address,
+        database: described,
+        reference_version,
+        handle,
+    })
+}

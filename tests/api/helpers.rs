@@ -1,0 +1,216 @@
+use std::time::Duration;
+
+use access_api::auth::{sign_hs256, TokenClaims};
+use access_server::settings::{Settings, TokenKey};
+use access_store::testing::{fresh_databases, TestDatabase};
+use access_store::{Database, StoredEvent};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "end-to-end-test-secret";
+
+/// A server started for one test on one database.
+pub struct TestApp {
+    pub label: &'static str,
+    pub url: String,
+    client: reqwest::Client,
+    database_url: String,
+    _stop: oneshot::Sender<()>,
+    _database: TestDatabase,
+}
+
+/// One running server per fresh database (SQLite always, PostgreSQL when
+/// TEST_DATABASE_URL is set).
+pub async fn spawn_apps() -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for database in fresh_databases().await {
+        apps.push(spawn_app(database).await);
+    }
+    apps
+}
+
+pub async fn spawn_app(database: TestDatabase) -> TestApp {
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database.url.clone(),
+        reference_data: None,
+        token_key: TokenKey::Secret(SECRET.into()),
+        issuer: None,
+        audience: None,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = access_server::start(settings, async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap_or_else(|error| panic!("{}: the server did not start: {error}", database.label));
+    TestApp {
+        label: database.label,
+        url: format!("http://{}", server.address),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        database_url: database.url.clone(),
+        _stop: stop,
+        _database: database,
+    }
+}
+
+pub fn token(person: &str, roles: &[&str]) -> String {
+    token_with(SECRET, person, roles, chrono::Duration::hours(1))
+}
+
+pub fn token_with(
+    secret: &str,
+    person: &str,
+    roles: &[&str],
+    valid_for: chrono::Duration,
+) -> String {
+    sign_hs256(
+        secret,
+        &TokenClaims {
+            sub: person,
+            name: Some(person),
+            email: None,
+            roles: roles.to_vec(),
+            exp: (chrono::Utc::now() + valid_for).timestamp(),
+        },
+    )
+}
+
+/// A GraphQL response, with helpers to read data and errors.
+#[derive(Debug)]
+pub struct Response(pub Value);
+
+impl Response {
+    pub fn data(&self, path: &str) -> &Value {
+        assert!(
+            self.0.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.0
+        );
+        path.split('.')
+            .fold(&self.0["data"], |value, key| &value[key])
+    }
+
+    /// The first error's extensions.code.
+    pub fn code(&self) -> &str {
+        self.0["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error, got {}", self.0))
+    }
+
+    pub fn error(&self) -> &Value {
+        &self.0["errors"][0]
+    }
+}
+
+impl TestApp {
+    pub async fn graphql(&self, bearer: Option<&str>, query: &str, variables: Value) -> Response {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the server answers");
+        assert!(
+            response.status().is_success(),
+            "{}: HTTP {}",
+            self.label,
+            response.status()
+        );
+        Response(response.json().await.expect("a JSON body"))
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every stored event, read straight from the event store.
+    pub async fn stored_events(&self) -> Vec<StoredEvent> {
+        let database = Database::connect(&self.database_url).await.unwrap();
+        database.events_after(0, 100_000).await.unwrap()
+    }
+
+    pub async fn request_role(
+        &self,
+        person: &str,
+        organization: &str,
+        role: &str,
+        proof: Value,
+    ) -> Response {
+        self.graphql(
+            Some(&token(person, &[])),
+            "mutation($input: RequestRoleInput!) { requestRole(input: $input) {
+                proofRejected attemptsRemaining
+                request { id state role failedAttempts ticket { number state attempts { maskedProof reason } } }
+            } }",
+            json!({ "input": { "organizationId": organization, "role": role, "proof": proof } }),
+        )
+        .await
+    }
+
+    /// `person` becomes the first Security Official of the demo practice
+    /// Greenville Medical Clinic with its published proof.
+    pub async fn first_security_official_of_greenville(&self, person: &str) {
+        let response = self
+            .request_role(person, GREENVILLE, "SECURITY_OFFICIAL", greenville_proof())
+            .await;
+        assert_eq!(
+            response.data("requestRole.request.state"),
+            "APPROVED",
+            "{}",
+            self.label
+        );
+    }
+
+    /// Returns the new request's id.
+    pub async fn pending_staff_request(&self, person: &str) -> String {
+        let response = self
+            .request_role(person, GREENVILLE, "STAFF_USER", Value::Null)
+            .await;
+        assert_eq!(
+            response.data("requestRole.request.state"),
+            "PENDING",
+            "{}",
+            self.label
+        );
+        response
+            .data("requestRole.request.id")
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn decide(&self, person: &str, request_id: &str, approve: bool) -> Response {
+        let query = if approve {
+            "mutation($id: ID!) { approveRoleRequest(requestId: $id) { state decidedBy { id } } }"
+        } else {
+            "mutation($id: ID!) { denyRoleRequest(requestId: $id, reason: \"not our staff\") { state reason decidedBy { id } } }"
+        };
+        self.graphql(
+            Some(&token(person, &[])),
+            query,
+            json!({ "id": request_id }),
+        )
+        .await
+    }
+}
+
+pub const GREENVILLE: &str = "practice:123456789";
+
+/// The demo practice's proof as a person would type it (with dashes).
+pub fn greenville_proof() -> Value {
+    json!({ "tin": "12-3456789", "npi": "1234567893", "ptan": "ab1234" })
+}
+
+pub fn wrong_greenville_proof() -> Value {
+    json!({ "tin": "123456789", "npi": "1234567893", "ptan": "ZZ9999" })
+}

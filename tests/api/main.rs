@@ -1,0 +1,9 @@
+//! End-to-end tests: the real server on port 0, over HTTP, against a fresh
+//! SQLite database and, with TEST_DATABASE_URL, a fresh PostgreSQL one.
+
+mod helpers;
+
+mod authentication;
+mod journeys;
+mod races;
+mod start_up;
