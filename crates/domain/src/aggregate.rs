@@ -372,6 +372,21 @@ impl Aggregate for Organization {
                 .await;
                 Ok(())
             }
+            OrganizationCommand::GrantClinicianRole { person, masked_npi } => {
+                if let Some(grant) = self.grants.get(&person) {
+                    return Err(AccessError::AlreadyConnected(grant.role));
+                }
+                out.record(
+                    self,
+                    OrganizationEvent::ClinicianRoleGranted {
+                        person,
+                        masked_npi,
+                        at,
+                    },
+                )
+                .await;
+                Ok(())
+            }
             OrganizationCommand::RemoveSecurityOfficial { person, by, note } => {
                 if !self.is_security_official(&person) {
                     return Err(AccessError::NotASecurityOfficial);
@@ -496,6 +511,15 @@ impl Aggregate for Organization {
                     person,
                     Grant {
                         role,
+                        granted_at: at,
+                    },
+                );
+            }
+            OrganizationEvent::ClinicianRoleGranted { person, at, .. } => {
+                self.grants.insert(
+                    person,
+                    Grant {
+                        role: Role::Clinician,
                         granted_at: at,
                     },
                 );

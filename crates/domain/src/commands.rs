@@ -64,6 +64,12 @@ pub enum OrganizationCommand {
         by: PersonId,
         note: Option<String>,
     },
+    /// Clinician verification matched this person to a clinician associated
+    /// with the organization: the view-only Clinician role, no approval.
+    GrantClinicianRole {
+        person: PersonId,
+        masked_npi: String,
+    },
     /// Rule 8 (support staff): a Security Official who left.
     RemoveSecurityOfficial {
         person: PersonId,

@@ -88,6 +88,13 @@ pub enum OrganizationEvent {
         by: Option<PersonId>,
         at: DateTime<Utc>,
     },
+    /// Clinician verification (automatic or manual) granted the view-only
+    /// Clinician role; the NPI is masked like any proof value.
+    ClinicianRoleGranted {
+        person: PersonId,
+        masked_npi: String,
+        at: DateTime<Utc>,
+    },
     StaffUserRevoked {
         person: PersonId,
         by: PersonId,
@@ -145,6 +152,7 @@ impl OrganizationEvent {
                 Some(approver)
             }
             RoleGranted { by, .. } => by.as_ref(),
+            ClinicianRoleGranted { person, .. } => Some(person),
             StaffUserRevoked { by, .. }
             | TicketResolved { by, .. }
             | RequesterUnblocked { by, .. }
@@ -168,7 +176,10 @@ impl OrganizationEvent {
             | RoleGranted { request_id, .. }
             | TicketResolved { request_id, .. }
             | RequesterUnblocked { request_id, .. } => Some(*request_id),
-            StaffUserRevoked { .. } | RoleChanged { .. } | SecurityOfficialRemoved { .. } => None,
+            ClinicianRoleGranted { .. }
+            | StaffUserRevoked { .. }
+            | RoleChanged { .. }
+            | SecurityOfficialRemoved { .. } => None,
         }
     }
 
@@ -184,6 +195,7 @@ impl OrganizationEvent {
             | RoleRequestDenied { at, .. }
             | RoleRequestWithdrawn { at, .. }
             | RoleGranted { at, .. }
+            | ClinicianRoleGranted { at, .. }
             | StaffUserRevoked { at, .. }
             | TicketResolved { at, .. }
             | RequesterUnblocked { at, .. }
@@ -206,6 +218,7 @@ impl DomainEvent for OrganizationEvent {
             RoleRequestDenied { .. } => "RoleRequestDenied",
             RoleRequestWithdrawn { .. } => "RoleRequestWithdrawn",
             RoleGranted { .. } => "RoleGranted",
+            ClinicianRoleGranted { .. } => "ClinicianRoleGranted",
             StaffUserRevoked { .. } => "StaffUserRevoked",
             TicketResolved { .. } => "TicketResolved",
             RequesterUnblocked { .. } => "RequesterUnblocked",

@@ -956,3 +956,31 @@ fn unblocking_a_person_who_is_not_blocked_is_refused() {
         })
         .then_expect_error(AccessError::NotBlocked);
 }
+
+// --- clinician verification grants the view-only role ---
+
+#[test]
+fn a_verified_clinician_gets_the_clinician_role_without_approval() {
+    org()
+        .given_no_previous_events()
+        .when(OrganizationCommand::GrantClinicianRole {
+            person: person("laura"),
+            masked_npi: "******7893".into(),
+        })
+        .then_expect_events(vec![OrganizationEvent::ClinicianRoleGranted {
+            person: person("laura"),
+            masked_npi: "******7893".into(),
+            at: now(),
+        }]);
+}
+
+#[test]
+fn a_person_already_holding_a_role_is_not_granted_the_clinician_role_as_well() {
+    org()
+        .given(bob_is_staff_user())
+        .when(OrganizationCommand::GrantClinicianRole {
+            person: person("bob"),
+            masked_npi: "******7893".into(),
+        })
+        .then_expect_error(AccessError::AlreadyConnected(Role::StaffUser));
+}
