@@ -27,6 +27,8 @@ pub struct Organization {
     requests: HashMap<Uuid, RoleRequest>,
     open_request_of: HashMap<PersonId, Uuid>,
     ticket_requests: HashMap<TicketNumber, Uuid>,
+    /// NPI fingerprint → the person connected as that clinician here.
+    clinician_npis: HashMap<String, PersonId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -372,7 +374,25 @@ impl Aggregate for Organization {
                 .await;
                 Ok(())
             }
-            OrganizationCommand::GrantClinicianRole { person, masked_npi } => {
+            OrganizationCommand::GrantClinicianRole { person, npi } => {
+                let (masked_npi, npi_fingerprint) = (npi.masked(), npi.fingerprint());
+                if let Some(connected_person) = self.clinician_npis.get(&npi_fingerprint) {
+                    if connected_person != &person {
+                        let connected_person = connected_person.clone();
+                        out.record(
+                            self,
+                            OrganizationEvent::ClinicianClaimRefused {
+                                person,
+                                masked_npi,
+                                npi_fingerprint,
+                                connected_person,
+                                at,
+                            },
+                        )
+                        .await;
+                        return Ok(());
+                    }
+                }
                 if let Some(grant) = self.grants.get(&person) {
                     return Err(AccessError::AlreadyConnected(grant.role));
                 }
@@ -381,6 +401,7 @@ impl Aggregate for Organization {
                     OrganizationEvent::ClinicianRoleGranted {
                         person,
                         masked_npi,
+                        npi_fingerprint,
                         at,
                     },
                 )
@@ -515,7 +536,13 @@ impl Aggregate for Organization {
                     },
                 );
             }
-            OrganizationEvent::ClinicianRoleGranted { person, at, .. } => {
+            OrganizationEvent::ClinicianRoleGranted {
+                person,
+                npi_fingerprint,
+                at,
+                ..
+            } => {
+                self.clinician_npis.insert(npi_fingerprint, person.clone());
                 self.grants.insert(
                     person,
                     Grant {
@@ -524,6 +551,8 @@ impl Aggregate for Organization {
                     },
                 );
             }
+            // Recorded for support staff; the organization is unchanged.
+            OrganizationEvent::ClinicianClaimRefused { .. } => {}
             OrganizationEvent::StaffUserRevoked { person, .. }
             | OrganizationEvent::SecurityOfficialRemoved { person, .. } => {
                 self.grants.remove(&person);

@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use crate::identifiers::{OrganizationId, PersonId, TicketNumber};
+use crate::identifiers::{Npi, OrganizationId, PersonId, TicketNumber};
 use crate::proof::SecurityOfficialProof;
 use crate::roles::Role;
 
@@ -66,10 +66,7 @@ pub enum OrganizationCommand {
     },
     /// Clinician verification matched this person to a clinician associated
     /// with the organization: the view-only Clinician role, no approval.
-    GrantClinicianRole {
-        person: PersonId,
-        masked_npi: String,
-    },
+    GrantClinicianRole { person: PersonId, npi: Npi },
     /// Rule 8 (support staff): a Security Official who left.
     RemoveSecurityOfficial {
         person: PersonId,

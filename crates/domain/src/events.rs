@@ -89,10 +89,21 @@ pub enum OrganizationEvent {
         at: DateTime<Utc>,
     },
     /// Clinician verification (automatic or manual) granted the view-only
-    /// Clinician role; the NPI is masked like any proof value.
+    /// Clinician role. The NPI is masked like any proof value; its
+    /// fingerprint lets the organization tell one NPI from another.
     ClinicianRoleGranted {
         person: PersonId,
         masked_npi: String,
+        npi_fingerprint: String,
+        at: DateTime<Utc>,
+    },
+    /// A person claimed an NPI another person already connected as: refused,
+    /// and recorded so support staff see the attempt.
+    ClinicianClaimRefused {
+        person: PersonId,
+        masked_npi: String,
+        npi_fingerprint: String,
+        connected_person: PersonId,
         at: DateTime<Utc>,
     },
     StaffUserRevoked {
@@ -152,7 +163,9 @@ impl OrganizationEvent {
                 Some(approver)
             }
             RoleGranted { by, .. } => by.as_ref(),
-            ClinicianRoleGranted { person, .. } => Some(person),
+            ClinicianRoleGranted { person, .. } | ClinicianClaimRefused { person, .. } => {
+                Some(person)
+            }
             StaffUserRevoked { by, .. }
             | TicketResolved { by, .. }
             | RequesterUnblocked { by, .. }
@@ -177,6 +190,7 @@ impl OrganizationEvent {
             | TicketResolved { request_id, .. }
             | RequesterUnblocked { request_id, .. } => Some(*request_id),
             ClinicianRoleGranted { .. }
+            | ClinicianClaimRefused { .. }
             | StaffUserRevoked { .. }
             | RoleChanged { .. }
             | SecurityOfficialRemoved { .. } => None,
@@ -196,6 +210,7 @@ impl OrganizationEvent {
             | RoleRequestWithdrawn { at, .. }
             | RoleGranted { at, .. }
             | ClinicianRoleGranted { at, .. }
+            | ClinicianClaimRefused { at, .. }
             | StaffUserRevoked { at, .. }
             | TicketResolved { at, .. }
             | RequesterUnblocked { at, .. }
@@ -219,6 +234,7 @@ impl DomainEvent for OrganizationEvent {
             RoleRequestWithdrawn { .. } => "RoleRequestWithdrawn",
             RoleGranted { .. } => "RoleGranted",
             ClinicianRoleGranted { .. } => "ClinicianRoleGranted",
+            ClinicianClaimRefused { .. } => "ClinicianClaimRefused",
             StaffUserRevoked { .. } => "StaffUserRevoked",
             TicketResolved { .. } => "TicketResolved",
             RequesterUnblocked { .. } => "RequesterUnblocked",

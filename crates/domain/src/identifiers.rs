@@ -159,6 +159,17 @@ impl Npi {
     pub fn masked(&self) -> String {
         mask_tail(&self.0, 4)
     }
+
+    /// Lets events say "the same NPI" without storing it as entered: the
+    /// first 16 bytes of SHA-256 over a fixed prefix and the digits, in hex.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("access-npi:{}", self.0));
+        digest[..16]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
 }
 
 /// Provider Transaction Access Number: 6 to 10 letters and digits; stored
@@ -531,6 +542,16 @@ mod tests {
         ] {
             assert_eq!(Npi::parse(bad), Err(Npi::EXPECTED), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_npi_fingerprint_is_stable_distinct_and_not_the_npi() {
+        let npi = Npi::parse("1234567893").unwrap();
+        let other = Npi::parse("1245319599").unwrap();
+        assert_eq!(npi.fingerprint(), npi.fingerprint());
+        assert_ne!(npi.fingerprint(), other.fingerprint());
+        assert_eq!(npi.fingerprint().len(), 32);
+        assert!(!npi.fingerprint().contains("1234567893"));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use access_domain::events::DecisionPath;
-use access_domain::identifiers::{OrganizationId, PersonId, TicketNumber, Tin};
+use access_domain::identifiers::{Npi, OrganizationId, PersonId, TicketNumber, Tin};
 use access_domain::proof::{ProofField, ProofMismatch, ProofVerdict, SecurityOfficialProof};
 use access_domain::roles::{RequestState, Role};
 use access_domain::services::{
@@ -959,19 +959,28 @@ fn unblocking_a_person_who_is_not_blocked_is_refused() {
 
 // --- clinician verification grants the view-only role ---
 
+fn laura_npi() -> Npi {
+    Npi::parse("1234567893").unwrap()
+}
+
+fn laura_is_clinician() -> OrganizationEvent {
+    OrganizationEvent::ClinicianRoleGranted {
+        person: person("laura"),
+        masked_npi: "******7893".into(),
+        npi_fingerprint: laura_npi().fingerprint(),
+        at: now(),
+    }
+}
+
 #[test]
 fn a_verified_clinician_gets_the_clinician_role_without_approval() {
     org()
         .given_no_previous_events()
         .when(OrganizationCommand::GrantClinicianRole {
             person: person("laura"),
-            masked_npi: "******7893".into(),
+            npi: laura_npi(),
         })
-        .then_expect_events(vec![OrganizationEvent::ClinicianRoleGranted {
-            person: person("laura"),
-            masked_npi: "******7893".into(),
-            at: now(),
-        }]);
+        .then_expect_events(vec![laura_is_clinician()]);
 }
 
 #[test]
@@ -980,7 +989,35 @@ fn a_person_already_holding_a_role_is_not_granted_the_clinician_role_as_well() {
         .given(bob_is_staff_user())
         .when(OrganizationCommand::GrantClinicianRole {
             person: person("bob"),
-            masked_npi: "******7893".into(),
+            npi: laura_npi(),
         })
         .then_expect_error(AccessError::AlreadyConnected(Role::StaffUser));
+}
+
+#[test]
+fn connecting_again_as_the_same_clinician_is_refused_as_already_connected() {
+    org()
+        .given(vec![laura_is_clinician()])
+        .when(OrganizationCommand::GrantClinicianRole {
+            person: person("laura"),
+            npi: laura_npi(),
+        })
+        .then_expect_error(AccessError::AlreadyConnected(Role::Clinician));
+}
+
+#[test]
+fn another_account_claiming_a_connected_npi_is_recorded_for_support_and_granted_nothing() {
+    org()
+        .given(vec![laura_is_clinician()])
+        .when(OrganizationCommand::GrantClinicianRole {
+            person: person("mallory"),
+            npi: laura_npi(),
+        })
+        .then_expect_events(vec![OrganizationEvent::ClinicianClaimRefused {
+            person: person("mallory"),
+            masked_npi: "******7893".into(),
+            npi_fingerprint: laura_npi().fingerprint(),
+            connected_person: person("laura"),
+            at: now(),
+        }]);
 }
