@@ -30,6 +30,7 @@ pub async fn spawn_apps() -> Vec<TestApp> {
 }
 
 pub async fn spawn_app(database: TestDatabase) -> TestApp {
+    log_buffer();
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database.url.clone(),
@@ -67,11 +68,26 @@ pub fn token_with(
     roles: &[&str],
     valid_for: chrono::Duration,
 ) -> String {
+    named_token_with(secret, person, person, roles, valid_for)
+}
+
+/// A token whose display name differs from the person id.
+pub fn named_token(person: &str, name: &str) -> String {
+    named_token_with(SECRET, person, name, &[], chrono::Duration::hours(1))
+}
+
+fn named_token_with(
+    secret: &str,
+    person: &str,
+    name: &str,
+    roles: &[&str],
+    valid_for: chrono::Duration,
+) -> String {
     sign_hs256(
         secret,
         &TokenClaims {
             sub: person,
-            name: Some(person),
+            name: Some(name),
             email: None,
             roles: roles.to_vec(),
             exp: (chrono::Utc::now() + valid_for).timestamp(),
@@ -213,4 +229,77 @@ pub fn greenville_proof() -> Value {
 
 pub fn wrong_greenville_proof() -> Value {
     json!({ "tin": "123456789", "npi": "1234567893", "ptan": "ZZ9999" })
+}
+
+/// Everything the servers of this test process log, at debug level, so a
+/// test can show a secret never reached a log line.
+pub fn captured_logs() -> String {
+    let buffer = log_buffer();
+    let bytes = buffer.lock().unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+type LogBuffer = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+fn log_buffer() -> &'static LogBuffer {
+    static BUFFER: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    BUFFER.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .try_init();
+        buffer
+    })
+}
+
+struct LogWriter(LogBuffer);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TestApp {
+    /// Everything the test's database holds, as text, to search for values
+    /// that must never be stored: SQLite's files byte for byte (free pages and
+    /// the write-ahead log included), every PostgreSQL row cast to text.
+    pub async fn database_dump(&self) -> String {
+        match Database::connect(&self.database_url).await.unwrap() {
+            Database::Sqlite(_) => {
+                let path = self.database_url.trim_start_matches("sqlite://");
+                ["", "-wal"]
+                    .iter()
+                    .filter_map(|suffix| std::fs::read(format!("{path}{suffix}")).ok())
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .collect()
+            }
+            Database::Postgres(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                let mut dump = String::new();
+                for table in tables {
+                    let rows: Vec<String> =
+                        sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+                            .fetch_all(&pool)
+                            .await
+                            .unwrap();
+                    dump.push_str(&rows.join("\n"));
+                }
+                dump
+            }
+        }
+    }
 }

@@ -4,6 +4,8 @@
 mod helpers;
 
 mod authentication;
+mod authorization;
+mod clinicians;
 mod journeys;
 mod races;
 mod start_up;

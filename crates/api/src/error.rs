@@ -33,6 +33,8 @@ pub enum ErrorCode {
     Internal,
     /// Part of the contract this server does not answer yet.
     NotImplemented,
+    /// Too many failed attempts for now; the message says when to retry.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::ClinicianNotVerified => "CLINICIAN_NOT_VERIFIED",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
         }
     }
 }
@@ -79,7 +82,23 @@ pub enum ApiError {
     NotImplemented(&'static str),
     /// Already logged with context by [`ApiError::internal`].
     Internal,
+    ClinicianNotFound,
+    ClinicianInfoMissing,
+    ClinicianNotVerified,
+    /// An internal failure while connecting a clinician; logged already.
+    NpiAssociationFailed,
+    RateLimited {
+        retry_after_minutes: u64,
+    },
 }
+
+/// The clinician guide's messages, word for word.
+pub const CLINICIAN_NOT_FOUND: &str = "No unique clinician with this name was found in eligibility";
+pub const CLINICIAN_INFO_MISSING: &str =
+    "You must provide all required information to complete this request.";
+pub const CLINICIAN_NOT_VERIFIED: &str =
+    "We couldn't verify the information you provided. Please try again.";
+pub const NPI_ASSOCIATION_FAILED: &str = "Unknown error while requesting NPI association";
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, error: IdentifierError) -> Self {
@@ -107,6 +126,13 @@ impl ApiError {
             }
             ApiError::NotImplemented(what) => format!("{what} is not available yet on this server."),
             ApiError::Internal => "Unknown error; it has been logged.".into(),
+            ApiError::ClinicianNotFound => CLINICIAN_NOT_FOUND.into(),
+            ApiError::ClinicianInfoMissing => CLINICIAN_INFO_MISSING.into(),
+            ApiError::ClinicianNotVerified => CLINICIAN_NOT_VERIFIED.into(),
+            ApiError::NpiAssociationFailed => NPI_ASSOCIATION_FAILED.into(),
+            ApiError::RateLimited { retry_after_minutes } => format!(
+                "Too many failed verification attempts; try again in {retry_after_minutes} minute(s)."
+            ),
         }
     }
 
@@ -119,7 +145,11 @@ impl ApiError {
             ApiError::Refused(refusal) => refusal_code(refusal),
             ApiError::Conflict => ErrorCode::Conflict,
             ApiError::NotImplemented(_) => ErrorCode::NotImplemented,
-            ApiError::Internal => ErrorCode::Internal,
+            ApiError::Internal | ApiError::NpiAssociationFailed => ErrorCode::Internal,
+            ApiError::ClinicianNotFound => ErrorCode::ClinicianNotFound,
+            ApiError::ClinicianInfoMissing => ErrorCode::ClinicianInfoMissing,
+            ApiError::ClinicianNotVerified => ErrorCode::ClinicianNotVerified,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
         }
     }
 

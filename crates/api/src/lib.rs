@@ -3,6 +3,7 @@
 //! router that serves it.
 
 pub mod auth;
+mod clinician;
 pub mod error;
 mod http;
 mod pending_types;

@@ -2,6 +2,7 @@
 //! malformed field is refused with its name), get the caller's capability,
 //! and hand one command to the organization's aggregate.
 
+use access_domain::capabilities::{self, Capability as DomainCapability};
 use access_domain::identifiers::{
     ApmEntityId, IdentifierError, Npi, OrganizationId, PersonId, Ptan, RoleRequestId, Tin, VendorId,
 };
@@ -14,6 +15,7 @@ use futures_util::stream;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Identity};
+use crate::clinician::{self, ManualProof};
 use crate::error::{ApiError, ApiResult, ErrorCode, GqlResult};
 use crate::pending_types::{
     AuditEventConnection, AuditFilter, ClinicianConnection, ClinicianManualInput, ClinicianMatch,
@@ -319,8 +321,8 @@ impl Query {
         Err(ApiError::NotImplemented("accessAsOf").into())
     }
 
-    /// May the person do this in the organization? Any caller about itself;
-    /// support and auditors about anyone.
+    /// May the person do this in the organization, and why. Any caller about
+    /// itself (personId omitted or its own); support and auditors about anyone.
     async fn authorize(
         &self,
         ctx: &Context<'_>,
@@ -328,15 +330,47 @@ impl Query {
         organization_id: ID,
         capability: Capability,
     ) -> GqlResult<Decision> {
-        identity(ctx)?;
-        let _ = (person_id, organization_id, capability);
-        Err(ApiError::NotImplemented("authorize").into())
+        let caller = identity(ctx)?;
+        let person = match person_id {
+            None => caller.person.clone(),
+            Some(id) => parse("personId", &id, PersonId::parse)?,
+        };
+        if person != caller.person && !caller.may_read_everything() {
+            return Err(ApiError::Forbidden("You may ask only about yourself.".into()).into());
+        }
+        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
+        let service = service(ctx);
+        service.organization(&organization)?;
+        let state = service.load(&organization).await?;
+        Ok(decide(
+            &organization,
+            state.grant_of(&person).map(|grant| grant.role),
+            capability.into(),
+        ))
     }
 
-    /// The clinician whose name matches the caller's, exactly and uniquely.
+    /// The clinician of the eligibility data whose first and last name match
+    /// the caller's name exactly (ignoring case and spacing) and uniquely, with
+    /// their NPI and associated organizations; null otherwise.
     async fn clinician_match(&self, ctx: &Context<'_>) -> GqlResult<Option<ClinicianMatch>> {
-        identity(ctx)?;
-        Err(ApiError::NotImplemented("clinicianMatch").into())
+        let caller = identity(ctx)?;
+        let reference = service(ctx).reference();
+        let Some(clinician) = caller
+            .display_name
+            .as_deref()
+            .and_then(|name| clinician::unique_name_match(reference, name))
+        else {
+            return Ok(None);
+        };
+        let organizations = clinician::associated_organizations(clinician)
+            .iter()
+            .filter_map(|id| reference.organization(id).cloned().map(Organization))
+            .collect();
+        Ok(Some(ClinicianMatch {
+            npi: clinician.npi.to_string(),
+            display_name: clinician::display_name(clinician),
+            organizations,
+        }))
     }
 
     async fn notifications(
@@ -347,6 +381,43 @@ impl Query {
         identity(ctx)?;
         let _ = unread_only;
         Err(ApiError::NotImplemented("notifications").into())
+    }
+}
+
+/// The answer of `authorize`, from the role the person holds (if any) and the
+/// capability matrix.
+fn decide(
+    organization: &OrganizationId,
+    role: Option<DomainRole>,
+    capability: DomainCapability,
+) -> Decision {
+    let kind = organization.kind();
+    let Some(role) = role else {
+        return Decision {
+            allowed: false,
+            role: None,
+            reason: "no role in this organization".into(),
+        };
+    };
+    let allowed = capabilities::allows(role, kind, capability);
+    let who = format!(
+        "{} of {} {}",
+        role.label(),
+        kind.label(),
+        organization.key_str()
+    );
+    let reason = match (allowed, role) {
+        (true, _) => format!("{who} may {}", capability.name()),
+        (false, DomainRole::Clinician) => format!(
+            "Clinician role is view-only: {who} may not {}",
+            capability.name()
+        ),
+        (false, _) => format!("{who} may not {}", capability.name()),
+    };
+    Decision {
+        allowed,
+        role: Some(role.into()),
+        reason,
     }
 }
 
@@ -510,14 +581,68 @@ impl Mutation {
         Ok(true)
     }
 
+    /// Connect as a Clinician: without `manual`, confirm the automatic name
+    /// match; with it, verify NPI + SSN + one PTAN. Either grants the view-only
+    /// Clinician role on every associated organization at once. Failed manual
+    /// verifications are limited per person.
     async fn connect_as_clinician(
         &self,
         ctx: &Context<'_>,
         manual: Option<ClinicianManualInput>,
     ) -> GqlResult<ClinicianConnection> {
-        identity(ctx)?;
-        let _ = manual;
-        Err(ApiError::NotImplemented("connectAsClinician").into())
+        let caller = identity(ctx)?;
+        let service = service(ctx);
+        let reference = service.reference();
+        let (clinician, manual) = match manual {
+            None => {
+                let clinician = caller
+                    .display_name
+                    .as_deref()
+                    .and_then(|name| clinician::unique_name_match(reference, name))
+                    .ok_or(ApiError::ClinicianNotFound)?;
+                (clinician, false)
+            }
+            Some(input) => {
+                let proof = ManualProof::parse(
+                    input.npi.as_deref(),
+                    input.ssn.as_deref(),
+                    input.ptan.as_deref(),
+                )?;
+                service.clinician_failures().check(&caller.person)?;
+                match proof.verify(reference) {
+                    Some(clinician) => (clinician, true),
+                    None => {
+                        service.clinician_failures().record_failure(&caller.person);
+                        return Err(ApiError::ClinicianNotVerified.into());
+                    }
+                }
+            }
+        };
+        let organizations = clinician::associated_organizations(clinician);
+        let grants = match service
+            .connect_clinician(&caller.person, &clinician.npi, &organizations)
+            .await
+        {
+            Err(ApiError::ClinicianNotVerified) if manual => {
+                service.clinician_failures().record_failure(&caller.person);
+                return Err(ApiError::ClinicianNotVerified.into());
+            }
+            other => other?,
+        };
+        let grants = grants
+            .iter()
+            .map(|(organization, grant)| {
+                Ok(Grant::new(
+                    service.organization(organization)?,
+                    &caller.person,
+                    grant,
+                ))
+            })
+            .collect::<ApiResult<Vec<Grant>>>()?;
+        Ok(ClinicianConnection {
+            npi: clinician.npi.to_string(),
+            grants,
+        })
     }
 
     async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> GqlResult<bool> {

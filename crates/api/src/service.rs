@@ -3,13 +3,17 @@
 
 use std::sync::Arc;
 
-use access_domain::identifiers::{OrganizationId, TicketNumber};
+use access_domain::aggregate::Grant as GrantState;
+use access_domain::identifiers::{Npi, OrganizationId, PersonId, TicketNumber};
+use access_domain::roles::Role;
 use access_domain::services::{OrganizationServices, ServiceError, SystemClock, TicketNumbers};
+use access_domain::AccessError;
 use access_domain::{Organization as OrganizationState, OrganizationCommand, OrganizationEvent};
 use access_reference::ReferenceData;
 use access_store::{AggregateStore, Database};
 use async_trait::async_trait;
 
+use crate::clinician::FailureLimiter;
 use crate::error::{ApiError, ApiResult};
 use crate::types::Organization;
 
@@ -44,7 +48,12 @@ struct Inner {
     organizations: AggregateStore<OrganizationState>,
     reference: Arc<ReferenceData>,
     database: Database,
+    clinician_failures: FailureLimiter,
 }
+
+/// Retries of a command that lost a race before the conflict reaches the
+/// client; only for commands whose retry cannot do harm.
+const CONFLICT_RETRIES: usize = 3;
 
 impl AccessService {
     pub fn new(database: Database, reference: Arc<ReferenceData>) -> Self {
@@ -59,12 +68,17 @@ impl AccessService {
                 organizations,
                 reference,
                 database,
+                clinician_failures: FailureLimiter::default(),
             }),
         }
     }
 
     pub fn reference(&self) -> &ReferenceData {
         &self.inner.reference
+    }
+
+    pub fn clinician_failures(&self) -> &FailureLimiter {
+        &self.inner.clinician_failures
     }
 
     pub fn database(&self) -> &Database {
@@ -114,5 +128,54 @@ impl AccessService {
                 .map(|envelope| envelope.payload)
                 .collect(),
         })
+    }
+
+    /// Grants the Clinician role on each organization in turn (they are
+    /// separate aggregates), and answers the Clinician grants the person
+    /// holds there afterwards. Repeating it is harmless: organizations where
+    /// the person is already connected are kept as they are.
+    pub async fn connect_clinician(
+        &self,
+        person: &PersonId,
+        npi: &Npi,
+        organizations: &[OrganizationId],
+    ) -> ApiResult<Vec<(OrganizationId, GrantState)>> {
+        let mut grants = Vec::new();
+        for organization in organizations {
+            let command = || OrganizationCommand::GrantClinicianRole {
+                person: person.clone(),
+                npi: npi.clone(),
+            };
+            let mut outcome = self.execute(organization, command()).await;
+            for _ in 0..CONFLICT_RETRIES {
+                if !matches!(outcome, Err(ApiError::Conflict)) {
+                    break;
+                }
+                outcome = self.execute(organization, command()).await;
+            }
+            let state = match outcome {
+                Ok(executed) => {
+                    let refused = executed.events.iter().any(|event| {
+                        matches!(event, OrganizationEvent::ClinicianClaimRefused { .. })
+                    });
+                    if refused {
+                        return Err(ApiError::ClinicianNotVerified);
+                    }
+                    executed.state
+                }
+                Err(ApiError::Refused(AccessError::AlreadyConnected(_))) => {
+                    self.load(organization).await?
+                }
+                Err(ApiError::Internal) => return Err(ApiError::NpiAssociationFailed),
+                Err(other) => return Err(other),
+            };
+            if let Some(grant) = state
+                .grant_of(person)
+                .filter(|grant| grant.role == Role::Clinician)
+            {
+                grants.push((organization.clone(), grant.clone()));
+            }
+        }
+        Ok(grants)
     }
 }

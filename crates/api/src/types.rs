@@ -7,7 +7,7 @@ use access_reference::OrganizationRecord;
 use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
-use crate::error::{ApiError, GqlResult};
+use crate::error::GqlResult;
 use crate::service::AccessService;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub enum TicketState {
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+#[graphql(remote = "access_domain::capabilities::Capability")]
 /// What a role lets a person do in an organization (domain.md, "Roles").
 pub enum Capability {
     ViewEligibility,
@@ -327,8 +327,11 @@ pub struct Grant {
 #[ComplexObject]
 impl Grant {
     /// What the role lets the person do here.
-    async fn capabilities(&self) -> GqlResult<Vec<Capability>> {
-        Err(ApiError::NotImplemented("Grant.capabilities").into())
+    async fn capabilities(&self) -> Vec<Capability> {
+        access_domain::capabilities::capabilities(self.role.into(), self.organization.0.kind)
+            .iter()
+            .map(|capability| (*capability).into())
+            .collect()
     }
 }
 

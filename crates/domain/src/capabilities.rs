@@ -156,81 +156,45 @@ pub fn allows(role: Role, kind: OrganizationKind, capability: Capability) -> boo
 mod tests {
     use super::*;
 
-    /// The seeds' role tables, written out by hand cell by cell: (type, capability,
-    /// Staff User, Security Official, Clinician).
-    const SEED_TABLE: &[(OrganizationKind, Capability, bool, bool, bool)] = {
-        use OrganizationKind::*;
-        &[
-            (Practice, ViewEligibility, true, true, true),
-            (Practice, ViewClaimsMeasures, true, true, false),
-            (Practice, PhysicianComparePreview, true, true, false),
-            (Practice, SubmitData, true, true, false),
-            (Practice, ViewPerformanceFeedback, true, true, true),
-            (Practice, ViewApmIncentive, true, true, true),
-            (Practice, RequestTargetedReview, true, true, false),
-            (Practice, ViewParticipants, false, false, false),
-            (Practice, RegisterWebInterface, false, true, false),
-            (Practice, RegisterCahps, false, true, false),
-            (Practice, DownloadApiToken, false, false, false),
-            (Practice, SelfNomination, false, false, false),
-            (Practice, ManageAccess, false, true, false),
-            (ApmEntity, ViewEligibility, true, true, true),
-            (ApmEntity, ViewClaimsMeasures, false, false, false),
-            (ApmEntity, PhysicianComparePreview, true, true, false),
-            (ApmEntity, SubmitData, true, true, false),
-            (ApmEntity, ViewPerformanceFeedback, true, true, true),
-            (ApmEntity, ViewApmIncentive, false, false, true),
-            (ApmEntity, RequestTargetedReview, false, false, false),
-            (ApmEntity, ViewParticipants, true, true, false),
-            (ApmEntity, RegisterWebInterface, false, true, false),
-            (ApmEntity, RegisterCahps, false, true, false),
-            (ApmEntity, DownloadApiToken, false, false, false),
-            (ApmEntity, SelfNomination, false, false, false),
-            (ApmEntity, ManageAccess, false, true, false),
-            (Registry, ViewEligibility, false, false, false),
-            (Registry, ViewClaimsMeasures, false, false, false),
-            (Registry, PhysicianComparePreview, false, false, false),
-            (Registry, SubmitData, true, true, false),
-            (Registry, ViewPerformanceFeedback, true, true, false),
-            (Registry, ViewApmIncentive, false, false, false),
-            (Registry, RequestTargetedReview, false, false, false),
-            (Registry, ViewParticipants, false, false, false),
-            (Registry, RegisterWebInterface, false, false, false),
-            (Registry, RegisterCahps, false, false, false),
-            (Registry, DownloadApiToken, false, true, false),
-            (Registry, SelfNomination, false, true, false),
-            (Registry, ManageAccess, false, true, false),
-            (VirtualGroup, ViewEligibility, false, false, true),
-            (VirtualGroup, ViewClaimsMeasures, false, false, false),
-            (VirtualGroup, PhysicianComparePreview, true, true, false),
-            (VirtualGroup, SubmitData, true, true, false),
-            (VirtualGroup, ViewPerformanceFeedback, true, true, true),
-            (VirtualGroup, ViewApmIncentive, false, false, true),
-            (VirtualGroup, RequestTargetedReview, false, false, false),
-            (VirtualGroup, ViewParticipants, true, true, false),
-            (VirtualGroup, RegisterWebInterface, false, true, false),
-            (VirtualGroup, RegisterCahps, false, true, false),
-            (VirtualGroup, DownloadApiToken, false, false, false),
-            (VirtualGroup, SelfNomination, false, false, false),
-            (VirtualGroup, ManageAccess, false, true, false),
-        ]
-    };
+    /// The hand-written copy of the seeds' role tables, shared with the
+    /// end-to-end test of `authorize`.
+    const SEED_TABLE: &str = include_str!("../tests/fixtures/seed_role_table.txt");
+
+    fn kind_named(name: &str) -> OrganizationKind {
+        *OrganizationKind::ALL
+            .iter()
+            .find(|kind| format!("{kind:?}").to_uppercase() == name.replace('_', ""))
+            .unwrap_or_else(|| panic!("unknown organization type {name}"))
+    }
+
+    fn capability_named(name: &str) -> Capability {
+        *Capability::ALL
+            .iter()
+            .find(|capability| capability.name() == name)
+            .unwrap_or_else(|| panic!("unknown capability {name}"))
+    }
 
     #[test]
     fn the_matrix_matches_the_seed_role_tables_cell_by_cell() {
+        let rows: Vec<Vec<&str>> = SEED_TABLE
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| line.split_whitespace().collect())
+            .collect();
         assert_eq!(
-            SEED_TABLE.len(),
+            rows.len(),
             OrganizationKind::ALL.len() * Capability::ALL.len()
         );
-        for &(kind, capability, staff, security_official, clinician) in SEED_TABLE {
+        for row in rows {
+            let (kind, capability) = (kind_named(row[0]), capability_named(row[1]));
             for (role, expected) in [
-                (Role::StaffUser, staff),
-                (Role::SecurityOfficial, security_official),
-                (Role::Clinician, clinician),
+                (Role::StaffUser, row[2]),
+                (Role::SecurityOfficial, row[3]),
+                (Role::Clinician, row[4]),
             ] {
                 assert_eq!(
                     allows(role, kind, capability),
-                    expected,
+                    expected == "y",
                     "{role:?} {kind:?} {capability:?}"
                 );
             }
