@@ -1,7 +1,7 @@
 //! The Organization aggregate: one per organization, holding who has which role
 //! and every role request ever made there. Rules 1–9 of domain.md.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -24,6 +24,9 @@ pub const PROOF_ATTEMPTS: u8 = 3;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
     grants: BTreeMap<PersonId, Grant>,
+    /// Who of `grants` is a Security Official, so rule 2's question is O(1)
+    /// however many users the organization has.
+    security_officials: BTreeSet<PersonId>,
     requests: HashMap<Uuid, RoleRequest>,
     open_request_of: HashMap<PersonId, Uuid>,
     ticket_requests: HashMap<TicketNumber, Uuid>,
@@ -69,9 +72,7 @@ pub struct Ticket {
 
 impl Organization {
     pub fn has_security_official(&self) -> bool {
-        self.grants
-            .values()
-            .any(|grant| grant.role == Role::SecurityOfficial)
+        !self.security_officials.is_empty()
     }
 
     pub fn grants(&self) -> impl Iterator<Item = (&PersonId, &Grant)> {
@@ -93,9 +94,23 @@ impl Organization {
     }
 
     fn is_security_official(&self, person: &PersonId) -> bool {
-        self.grants
-            .get(person)
-            .is_some_and(|grant| grant.role == Role::SecurityOfficial)
+        self.security_officials.contains(person)
+    }
+
+    /// Every change of a person's role goes through here, so the Security
+    /// Officials set always agrees with the grants.
+    fn set_role(&mut self, person: PersonId, role: Role, granted_at: DateTime<Utc>) {
+        if role == Role::SecurityOfficial {
+            self.security_officials.insert(person.clone());
+        } else {
+            self.security_officials.remove(&person);
+        }
+        self.grants.insert(person, Grant { role, granted_at });
+    }
+
+    fn remove_role(&mut self, person: &PersonId) {
+        self.security_officials.remove(person);
+        self.grants.remove(person);
     }
 
     fn request_or_not_found(&self, id: &Uuid) -> Result<&RoleRequest, AccessError> {
@@ -527,15 +542,7 @@ impl Aggregate for Organization {
             }
             OrganizationEvent::RoleGranted {
                 person, role, at, ..
-            } => {
-                self.grants.insert(
-                    person,
-                    Grant {
-                        role,
-                        granted_at: at,
-                    },
-                );
-            }
+            } => self.set_role(person, role, at),
             OrganizationEvent::ClinicianRoleGranted {
                 person,
                 npi_fingerprint,
@@ -543,19 +550,13 @@ impl Aggregate for Organization {
                 ..
             } => {
                 self.clinician_npis.insert(npi_fingerprint, person.clone());
-                self.grants.insert(
-                    person,
-                    Grant {
-                        role: Role::Clinician,
-                        granted_at: at,
-                    },
-                );
+                self.set_role(person, Role::Clinician, at);
             }
             // Recorded for support staff; the organization is unchanged.
             OrganizationEvent::ClinicianClaimRefused { .. } => {}
             OrganizationEvent::StaffUserRevoked { person, .. }
             | OrganizationEvent::SecurityOfficialRemoved { person, .. } => {
-                self.grants.remove(&person);
+                self.remove_role(&person);
             }
             OrganizationEvent::TicketResolved {
                 request_id,
@@ -592,8 +593,10 @@ impl Aggregate for Organization {
                 }
             }
             OrganizationEvent::RoleChanged { person, to, .. } => {
-                if let Some(grant) = self.grants.get_mut(&person) {
-                    grant.role = to;
+                // A role change keeps the original grant time: the person has
+                // had access since then.
+                if let Some(granted_at) = self.grants.get(&person).map(|grant| grant.granted_at) {
+                    self.set_role(person, to, granted_at);
                 }
             }
         }
