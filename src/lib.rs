@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use access_api::AccessService;
+use access_projections::{Projector, ProjectorOptions};
 use access_reference::{ReferenceData, ReferenceDataError};
 use access_store::{Database, StoreError};
 use tokio::net::TcpListener;
@@ -34,12 +35,15 @@ pub struct RunningServer {
     pub address: SocketAddr,
     pub database: String,
     pub reference_version: String,
+    /// Keeps the views up to date while the server runs; stopped with it.
+    pub projector: Projector,
     pub handle: JoinHandle<std::io::Result<()>>,
 }
 
-/// Loads the reference data, opens and migrates the database, and starts
-/// serving. Returns once the listener is bound; the server stops when
-/// `shutdown` completes, after finishing the requests in flight.
+/// Loads the reference data, opens and migrates the database, starts the
+/// projector (catch-up, then following the log) and starts serving. Returns
+/// once the listener is bound; the server stops when `shutdown` completes,
+/// after finishing the requests in flight, and the projector with it.
 pub async fn start(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -58,7 +62,6 @@ pub async fn start(
     let reference_version = reference.version().to_string();
     let database = Database::connect(&settings.database_url).await?;
     let described = database.describe();
-    let service = AccessService::new(database, Arc::new(reference));
     let listener =
         TcpListener::bind(settings.listen)
             .await
@@ -70,16 +73,22 @@ pub async fn start(
         address: settings.listen,
         error,
     })?;
+    let projector = Projector::start(database.clone(), ProjectorOptions::default());
+    let service = AccessService::new(database, Arc::new(reference));
     let app = access_api::router(service, verifier);
+    let serving = projector.clone();
     let handle = tokio::spawn(async move {
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        serving.shutdown().await;
+        served
     });
     Ok(RunningServer {
         address,
         database: described,
         reference_version,
+        projector,
         handle,
     })
 }

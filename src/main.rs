@@ -1,11 +1,16 @@
 //! `access-server [serve]` starts the server; the other subcommands export the
-//! schema, generate reference data and sign development tokens.
+//! schema, generate reference data, sign development tokens, rebuild the views and
+//! export the audit log.
 
+use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use access_api::auth::{sign_hs256, TokenClaims, DEV_SECRET};
+use access_projections::{ExportFormat, View};
 use access_reference::GenerateOptions;
-use access_server::settings::Settings;
+use access_server::settings::{Settings, DEFAULT_DATABASE_URL};
+use access_store::Database;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "\
@@ -22,6 +27,13 @@ commands:
   dev-token --sub ID [--name NAME] [--email EMAIL] [--roles support,auditor] [--days N]
                             print a token signed with the development secret
                             (accepted only by a server started with ACCESS_DEV_AUTH=1)
+  rebuild [access|support|audit|all]
+                            rebuild a view (default: all) from the whole event log into
+                            fresh tables and swap them in; a running server keeps serving
+  export-audit [--from POS] [--to POS] [--format jsonl|csv]
+                            print the audit log (positions inclusive), streaming
+
+rebuild and export-audit use DATABASE_URL like serve (default sqlite://data/access.db).
 ";
 
 fn main() -> ExitCode {
@@ -38,6 +50,8 @@ fn main() -> ExitCode {
         }
         "generate-reference-data" => generate(options),
         "dev-token" => dev_token(options),
+        "rebuild" => rebuild(options),
+        "export-audit" => export_audit(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -151,4 +165,115 @@ fn dev_token(options: &[String]) -> Result<(), String> {
     };
     println!("{}", sign_hs256(DEV_SECRET, &claims));
     Ok(())
+}
+
+/// The database `serve` would use.
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
+}
+
+/// Runs a database command to completion on a runtime of its own.
+fn with_database<F>(command: impl FnOnce(Database) -> F) -> Result<(), String>
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))?;
+    runtime.block_on(async {
+        let database = Database::connect(&database_url())
+            .await
+            .map_err(|error| format!("DATABASE_URL: {error}"))?;
+        command(database).await
+    })
+}
+
+/// How often the progress line is redrawn on a terminal: often enough to look alive,
+/// rarely enough to cost nothing next to the rebuild. Into a log, a line now and then.
+const PROGRESS_ON_TERMINAL: Duration = Duration::from_millis(200);
+const PROGRESS_IN_LOG: Duration = Duration::from_secs(5);
+
+fn rebuild(options: &[String]) -> Result<(), String> {
+    let views = match options.first().map(String::as_str) {
+        None | Some("all") => View::ALL.to_vec(),
+        Some(name) => vec![View::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = View::ALL.iter().map(|view| view.name()).collect();
+            format!(
+                "rebuild: no view {name:?}; expected one of {} or all",
+                names.join(", ")
+            )
+        })?],
+    };
+    with_database(|database| async move {
+        let terminal = std::io::stderr().is_terminal();
+        let every = if terminal {
+            PROGRESS_ON_TERMINAL
+        } else {
+            PROGRESS_IN_LOG
+        };
+        for view in views {
+            let mut drawn = Instant::now();
+            let rebuilt = access_projections::rebuild(&database, view, 1000, |progress| {
+                if drawn.elapsed() >= every {
+                    drawn = Instant::now();
+                    let percent = progress.position * 100 / progress.head.max(1);
+                    let line = format!(
+                        "{view}: position {} of {} ({percent}%), {} events",
+                        progress.position, progress.head, progress.events
+                    );
+                    if terminal {
+                        eprint!("\r{line}");
+                    } else {
+                        eprintln!("{line}");
+                    }
+                }
+            })
+            .await
+            .map_err(|error| format!("rebuild {view}: {error}"))?;
+            if terminal {
+                eprint!("\r\x1b[2K");
+            }
+            println!(
+                "{view}: rebuilt from {} events up to position {} in {:.2} s ({:.0} events/s)",
+                rebuilt.events,
+                rebuilt.position,
+                rebuilt.elapsed.as_secs_f64(),
+                rebuilt.events_per_second()
+            );
+        }
+        Ok(())
+    })
+}
+
+fn export_audit(options: &[String]) -> Result<(), String> {
+    let position = |name: &str| -> Result<Option<i64>, String> {
+        flag(options, name)
+            .map(|text| {
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|position| *position >= 0)
+                    .ok_or_else(|| format!("{name}: expected a position (0 or more), got {text:?}"))
+            })
+            .transpose()
+    };
+    let (from, to) = (position("--from")?, position("--to")?);
+    let format = match flag(options, "--format") {
+        None => ExportFormat::JsonLines,
+        Some(name) => ExportFormat::parse(name)
+            .ok_or_else(|| format!("--format: expected jsonl or csv, got {name:?}"))?,
+    };
+    with_database(|database| async move {
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        let written = access_projections::export_audit(&database, from, to, format, &mut out)
+            .await
+            .map_err(|error| format!("export-audit: {error}"))?;
+        out.flush()
+            .map_err(|error| format!("export-audit: {error}"))?;
+        eprintln!("exported {written} events");
+        Ok(())
+    })
 }

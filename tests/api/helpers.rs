@@ -3,7 +3,7 @@ use std::time::Duration;
 use access_api::auth::{sign_hs256, TokenClaims};
 use access_server::settings::{Settings, TokenKey};
 use access_store::testing::{fresh_databases, TestDatabase};
-use access_store::{Database, StoredEvent};
+use access_store::{Database, Pool, StoredEvent};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -15,7 +15,8 @@ pub struct TestApp {
     pub url: String,
     client: reqwest::Client,
     database_url: String,
-    _stop: oneshot::Sender<()>,
+    stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+    server: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
     _database: TestDatabase,
 }
 
@@ -30,8 +31,16 @@ pub async fn spawn_apps() -> Vec<TestApp> {
 }
 
 pub async fn spawn_app(database: TestDatabase) -> TestApp {
+    spawn_app_with(database, |_| {}).await
+}
+
+/// A server whose settings `configure` adjusts first.
+pub async fn spawn_app_with(
+    database: TestDatabase,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     log_buffer();
-    let settings = Settings {
+    let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database.url.clone(),
         reference_data: None,
@@ -39,6 +48,7 @@ pub async fn spawn_app(database: TestDatabase) -> TestApp {
         issuer: None,
         audience: None,
     };
+    configure(&mut settings);
     let (stop, stopped) = oneshot::channel::<()>();
     let server = access_server::start(settings, async {
         let _ = stopped.await;
@@ -53,7 +63,8 @@ pub async fn spawn_app(database: TestDatabase) -> TestApp {
             .build()
             .unwrap(),
         database_url: database.url.clone(),
-        _stop: stop,
+        stop: std::sync::Mutex::new(Some(stop)),
+        server: std::sync::Mutex::new(Some(server.handle)),
         _database: database,
     }
 }
@@ -123,6 +134,32 @@ impl Response {
 }
 
 impl TestApp {
+    /// Asks the server to stop, as SIGTERM does, and waits until it has.
+    pub async fn shut_down(&self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            let _ = stop.send(());
+        }
+        let server = self.server.lock().unwrap().take().expect("the server runs");
+        server.await.expect("the server task ends")
+    }
+
+    /// A GraphQL request whose transport failure is returned, not a panic.
+    pub async fn try_graphql(
+        &self,
+        bearer: &str,
+        query: &str,
+        variables: Value,
+    ) -> reqwest::Result<Value> {
+        self.client
+            .post(format!("{}/graphql", self.url))
+            .bearer_auth(bearer)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?
+            .json()
+            .await
+    }
+
     pub async fn graphql(&self, bearer: Option<&str>, query: &str, variables: Value) -> Response {
         let mut request = self
             .client
@@ -144,6 +181,18 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A raw POST to /graphql, for bodies that are not well-formed requests.
+    pub async fn post_graphql(&self, body: String) -> reqwest::Response {
+        self.client
+            .post(format!("{}/graphql", self.url))
+            .header("content-type", "application/json")
+            .header("x-request-id", "test-request-42")
+            .body(body)
             .send()
             .await
             .unwrap()
@@ -273,8 +322,8 @@ impl TestApp {
     /// that must never be stored: SQLite's files byte for byte (free pages and
     /// the write-ahead log included), every PostgreSQL row cast to text.
     pub async fn database_dump(&self) -> String {
-        match Database::connect(&self.database_url).await.unwrap() {
-            Database::Sqlite(_) => {
+        match Database::connect(&self.database_url).await.unwrap().pool() {
+            Pool::Sqlite(_) => {
                 let path = self.database_url.trim_start_matches("sqlite://");
                 ["", "-wal"]
                     .iter()
@@ -282,18 +331,18 @@ impl TestApp {
                     .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                     .collect()
             }
-            Database::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 let tables: Vec<String> = sqlx::query_scalar(
                     "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
                 )
-                .fetch_all(&pool)
+                .fetch_all(pool)
                 .await
                 .unwrap();
                 let mut dump = String::new();
                 for table in tables {
                     let rows: Vec<String> =
                         sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
-                            .fetch_all(&pool)
+                            .fetch_all(pool)
                             .await
                             .unwrap();
                     dump.push_str(&rows.join("\n"));

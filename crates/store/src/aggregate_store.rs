@@ -6,7 +6,7 @@ use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventS
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
-use crate::database::Database;
+use crate::database::{Database, Pool};
 use crate::error::StoreError;
 
 /// Commands in, events out, for one aggregate type, on whichever database was configured.
@@ -20,7 +20,7 @@ use crate::error::StoreError;
 pub struct AggregateStore<A: Aggregate> {
     backend: Backend<A>,
     services: A::Services,
-    database: String,
+    database: Database,
 }
 
 enum Backend<A: Aggregate> {
@@ -33,22 +33,27 @@ enum Backend<A: Aggregate> {
 pub struct Committed<A: Aggregate> {
     pub aggregate: A,
     pub events: Vec<EventEnvelope<A>>,
+    /// The global position of the command's last event: what a reader waits for to see
+    /// the command's effect in the views (read-your-writes). `None` when the command
+    /// appended nothing, or in the rare case where the commit succeeded but reading its
+    /// position back failed; the events are durable either way.
+    pub position: Option<i64>,
 }
 
 impl<A: Aggregate + Clone> AggregateStore<A> {
     pub fn new(db: &Database, services: A::Services) -> Self {
-        let backend = match db {
-            Database::Sqlite(pool) => Backend::Sqlite(PersistedEventStore::new_event_store(
+        let backend = match db.pool() {
+            Pool::Sqlite(pool) => Backend::Sqlite(PersistedEventStore::new_event_store(
                 SqliteEventRepository::new(pool.clone()),
             )),
-            Database::Postgres(pool) => Backend::Postgres(PersistedEventStore::new_event_store(
+            Pool::Postgres(pool) => Backend::Postgres(PersistedEventStore::new_event_store(
                 PostgresEventRepository::new(pool.clone()),
             )),
         };
         AggregateStore {
             backend,
             services,
-            database: db.describe(),
+            database: db.clone(),
         }
     }
 
@@ -56,6 +61,8 @@ impl<A: Aggregate + Clone> AggregateStore<A> {
     /// produced; they are durable when this returns. A concurrent command that appended
     /// first makes this one fail with [`AggregateError::AggregateConflict`] and append
     /// nothing; the caller may retry it against the new state.
+    ///
+    /// A successful commit wakes this process's tailers ([`Database::commits`]).
     pub async fn execute(
         &self,
         aggregate_id: &str,
@@ -73,14 +80,30 @@ impl<A: Aggregate + Clone> AggregateStore<A> {
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Committed<A>, AggregateError<A::Error>> {
-        match &self.backend {
+        let (aggregate, events) = match &self.backend {
             Backend::Sqlite(store) => {
                 handle_and_commit(store, &self.services, aggregate_id, command, metadata).await
             }
             Backend::Postgres(store) => {
                 handle_and_commit(store, &self.services, aggregate_id, command, metadata).await
             }
-        }
+        }?;
+        let position = match events.last() {
+            None => None,
+            Some(last) => {
+                self.database.notify_commit();
+                // Neither framework reports positions; the primary key finds it at once.
+                self.database
+                    .position_of(A::TYPE, aggregate_id, last.sequence as i64)
+                    .await
+                    .ok()
+            }
+        };
+        Ok(Committed {
+            aggregate,
+            events,
+            position,
+        })
     }
 
     /// The aggregate's current state, for reads that must not wait for a projection.
@@ -97,7 +120,7 @@ impl<A: Aggregate + Clone> AggregateStore<A> {
 
     fn load_error(&self, aggregate_id: &str, error: AggregateError<A::Error>) -> StoreError {
         let doing = format!("loading {} {aggregate_id}", A::TYPE);
-        let database = self.database.clone();
+        let database = self.database.describe();
         match error {
             // The serde message may quote the payload; say what failed instead.
             AggregateError::DeserializationError(_) => StoreError::Failed {
@@ -134,7 +157,7 @@ async fn handle_and_commit<A, ES>(
     aggregate_id: &str,
     command: A::Command,
     metadata: HashMap<String, String>,
-) -> Result<Committed<A>, AggregateError<A::Error>>
+) -> Result<(A, Vec<EventEnvelope<A>>), AggregateError<A::Error>>
 where
     A: Aggregate + Clone,
     ES: EventStore<A>,
@@ -150,5 +173,5 @@ where
     let events = store
         .commit(sink.collect().await, context, metadata)
         .await?;
-    Ok(Committed { aggregate, events })
+    Ok((aggregate, events))
 }

@@ -1,11 +1,13 @@
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{ColumnIndex, Connection, Decode, Row, Type};
+use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::migrations;
@@ -24,12 +26,34 @@ const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The event store and views, on one of the two supported databases.
 ///
-/// The pools are public so that later crates (projections, the server) can run their own
-/// queries on the same connections.
+/// Cheap to clone: clones share the pool and the commit signal.
 #[derive(Clone, Debug)]
-pub enum Database {
+pub struct Database {
+    pool: Pool,
+    /// Fired after every commit made through an [`AggregateStore`](crate::AggregateStore)
+    /// on this database (or a clone of it), so that tailers in this process wake at once.
+    /// SQLite has no LISTEN/NOTIFY; on PostgreSQL it spares the round trip for this
+    /// process's own commits.
+    commits: Arc<watch::Sender<()>>,
+}
+
+/// The connection pool, public so that later crates (projections, the server) can run
+/// their own queries on the same connections.
+#[derive(Clone, Debug)]
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+}
+
+/// Runs one sqlx expression on whichever pool is configured. The SQL is written once with
+/// `$N` placeholders, which both drivers accept.
+macro_rules! on_pool {
+    ($database:expr, |$pool:ident| $body:expr) => {
+        match &$database.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
 }
 
 /// One event as stored, for readers that follow the whole log in commit order
@@ -48,7 +72,17 @@ pub struct StoredEvent {
     pub metadata: serde_json::Value,
 }
 
+const STORED_EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata";
+
 impl Database {
+    fn new(pool: Pool) -> Self {
+        Database {
+            pool,
+            commits: Arc::new(watch::channel(()).0),
+        }
+    }
+
     /// Opens the database named by `url` (the value of `DATABASE_URL`) and brings its
     /// schema up to date, so that a fresh machine needs no set-up step.
     ///
@@ -65,22 +99,38 @@ impl Database {
         }
     }
 
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Changes whenever a command committed through this database handle or a clone of it
+    /// (never for commits by other processes: PostgreSQL's `LISTEN access_events` covers
+    /// those). Waiting on it is how a tailer in this process learns of new events without
+    /// polling.
+    pub fn commits(&self) -> watch::Receiver<()> {
+        self.commits.subscribe()
+    }
+
+    pub(crate) fn notify_commit(&self) {
+        self.commits.send_replace(());
+    }
+
     /// Where the data lives, for start-up banners and error messages: the kind of
     /// database, its name and host or file, never the credentials.
     pub fn describe(&self) -> String {
-        match self {
-            Database::Sqlite(pool) => describe_sqlite(&pool.connect_options()),
-            Database::Postgres(pool) => describe_postgres(&pool.connect_options()),
+        match &self.pool {
+            Pool::Sqlite(pool) => describe_sqlite(&pool.connect_options()),
+            Pool::Postgres(pool) => describe_postgres(&pool.connect_options()),
         }
     }
 
     /// Answers whether the database takes queries right now, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let result = match self {
-            Database::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
-            Database::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
-        };
-        result.map_err(|error| self.error("checking the connection", error))
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))
+        .map_err(|error| self.error("checking the connection", error))
     }
 
     /// Up to `limit` events with a position greater than `position`, in position order.
@@ -93,44 +143,78 @@ impl Database {
         position: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let result = match self {
-            Database::Sqlite(pool) => sqlx::query(
-                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
-                        event_version, payload, metadata \
-                   FROM events WHERE position > ? ORDER BY position LIMIT ?",
-            )
+        let sql = format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM events \
+              WHERE position > $1 ORDER BY position LIMIT $2"
+        );
+        on_pool!(self, |pool| sqlx::query(&sql)
             .bind(position)
             .bind(limit)
             .fetch_all(pool)
             .await
-            .and_then(|rows| rows.iter().map(stored_event).collect()),
-            Database::Postgres(pool) => sqlx::query(
-                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, \
-                        event_version, payload, metadata \
-                   FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-            )
-            .bind(position)
-            .bind(limit)
+            .and_then(|rows| rows.iter().map(stored_event).collect()))
+        .map_err(|error| self.error(&format!("reading events after position {position}"), error))
+    }
+
+    /// Every event of one aggregate, in sequence order: what readers replay to answer
+    /// "what was its state at instant T", which no view keeps.
+    pub async fn events_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM events \
+              WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+        );
+        on_pool!(self, |pool| sqlx::query(&sql)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
             .fetch_all(pool)
             .await
-            .and_then(|rows| rows.iter().map(stored_event).collect()),
-        };
-        result.map_err(|error| {
-            self.error(&format!("reading events after position {position}"), error)
-        })
+            .and_then(|rows| rows.iter().map(stored_event).collect()))
+        .map_err(|error| self.error(&format!("reading the events of {aggregate_id}"), error))
+    }
+
+    /// The position of the latest committed event, 0 for an empty store: how far a
+    /// complete replay has to go.
+    pub async fn head_position(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
+        on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await)
+        .map_err(|error| self.error("reading the head position", error))
+    }
+
+    /// The global position of one stored event.
+    pub(crate) async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> Result<i64, StoreError> {
+        let sql = "SELECT position FROM events \
+                    WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
+        on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .bind(sequence)
+            .fetch_one(pool)
+            .await)
+        .map_err(|error| self.error(&format!("reading the position of {aggregate_id}"), error))
     }
 
     /// A help-desk ticket serial never issued before on this database, from any process.
     pub async fn next_ticket_serial(&self) -> Result<u64, StoreError> {
-        let result = match self {
-            Database::Sqlite(pool) => sqlx::query(
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(
                 "INSERT INTO help_desk_tickets (issued_at) \
                  VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
             )
             .execute(pool)
             .await
             .map(|done| done.last_insert_rowid()),
-            Database::Postgres(pool) => sqlx::query("SELECT nextval('help_desk_ticket_seq')")
+            Pool::Postgres(pool) => sqlx::query("SELECT nextval('help_desk_ticket_seq')")
                 .fetch_one(pool)
                 .await
                 .and_then(|row| row.try_get::<i64, _>(0)),
@@ -205,7 +289,7 @@ async fn connect_sqlite(url: &str) -> Result<Database, StoreError> {
     }
     .await
     .map_err(|error| migration_error(database, error))?;
-    Ok(Database::Sqlite(pool))
+    Ok(Database::new(Pool::Sqlite(pool)))
 }
 
 async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
@@ -230,7 +314,7 @@ async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
         .connect_with(options)
         .await
         .map_err(|error| StoreError::from_sqlx(database, "connecting", error))?;
-    Ok(Database::Postgres(pool))
+    Ok(Database::new(Pool::Postgres(pool)))
 }
 
 fn migration_error(database: String, error: MigrateError) -> StoreError {

@@ -19,17 +19,31 @@ struct MigrationFile {
 
 /// Versions and descriptions follow sqlx's `<VERSION>_<DESCRIPTION>.sql` file naming, so
 /// `sqlx migrate info` run on the folders agrees with what the server records.
-const SQLITE: &[MigrationFile] = &[MigrationFile {
-    version: 1,
-    description: "event store",
-    sql: include_str!("../../../event-store/sqlite/0001_event_store.sql"),
-}];
+const SQLITE: &[MigrationFile] = &[
+    MigrationFile {
+        version: 1,
+        description: "event store",
+        sql: include_str!("../../../event-store/sqlite/0001_event_store.sql"),
+    },
+    MigrationFile {
+        version: 1001,
+        description: "views",
+        sql: include_str!("../../../projections/sqlite/1001_views.sql"),
+    },
+];
 
-const POSTGRES: &[MigrationFile] = &[MigrationFile {
-    version: 1,
-    description: "event store",
-    sql: include_str!("../../../event-store/postgres/0001_event_store.sql"),
-}];
+const POSTGRES: &[MigrationFile] = &[
+    MigrationFile {
+        version: 1,
+        description: "event store",
+        sql: include_str!("../../../event-store/postgres/0001_event_store.sql"),
+    },
+    MigrationFile {
+        version: 1001,
+        description: "views",
+        sql: include_str!("../../../projections/postgres/1001_views.sql"),
+    },
+];
 
 pub(crate) fn sqlite() -> Migrator {
     migrator(SQLITE)

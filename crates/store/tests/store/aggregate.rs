@@ -56,3 +56,36 @@ async fn load_returns_the_state_the_executed_commands_left_and_a_refused_command
         );
     }
 }
+
+#[tokio::test]
+async fn a_commit_reports_the_position_of_its_last_event_and_wakes_this_processs_tailers() {
+    for db in fresh_databases().await {
+        let database = Database::connect(&db.url).await.unwrap();
+        let store = AggregateStore::<Counter>::new(&database, ());
+        let mut commits = database.commits();
+        store
+            .execute("other", CounterCommand::Add { events: 1 })
+            .await
+            .unwrap();
+        assert!(commits.has_changed().unwrap(), "{}", db.label);
+        commits.mark_unchanged();
+
+        let committed = store
+            .execute("c-1", CounterCommand::Add { events: 3 })
+            .await
+            .unwrap();
+        assert_eq!(committed.position, Some(4), "{}", db.label);
+        assert_eq!(database.head_position().await.unwrap(), 4, "{}", db.label);
+        assert!(commits.has_changed().unwrap(), "{}", db.label);
+        commits.mark_unchanged();
+
+        // A refused command commits nothing, reports nothing and wakes nobody.
+        let refused = store.execute("c-1", CounterCommand::Refuse).await;
+        assert!(refused.is_err(), "{}", db.label);
+        assert!(!commits.has_changed().unwrap(), "{}", db.label);
+
+        let stream = database.events_of("Counter", "c-1").await.unwrap();
+        let sequences: Vec<i64> = stream.iter().map(|event| event.sequence).collect();
+        assert_eq!(sequences, [1, 2, 3], "{}", db.label);
+    }
+}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use access_store::testing::fresh_databases;
-use access_store::{AggregateStore, Database};
+use access_store::{AggregateStore, Database, Pool};
 
 use crate::counter::{Counter, CounterCommand};
 use crate::scalar;
@@ -131,9 +131,9 @@ async fn an_append_waits_for_an_earlier_uncommitted_append_and_gets_the_higher_p
 
     for db in fresh_databases().await {
         let database = Database::connect(&db.url).await.unwrap();
-        match &database {
-            Database::Sqlite(pool) => race!(pool, db.label),
-            Database::Postgres(pool) => race!(pool, db.label),
+        match database.pool() {
+            Pool::Sqlite(pool) => race!(pool, db.label),
+            Pool::Postgres(pool) => race!(pool, db.label),
         }
         let events = database.events_after(0, 10).await.unwrap();
         let order = events

@@ -9,13 +9,13 @@ mod global_position;
 mod migrations;
 mod tickets;
 
-use access_store::Database;
+use access_store::{Database, Pool};
 
 /// A single integer from `sql`, whichever database it is.
 pub async fn scalar(database: &Database, sql: &str) -> i64 {
-    match database {
-        Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-        Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    match database.pool() {
+        Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
     }
     .unwrap_or_else(|error| panic!("{}: {sql}: {error}", database.describe()))
 }

@@ -1,0 +1,40 @@
+use access_store::StoreError;
+
+/// Why a projection, a read or a rebuild failed.
+///
+/// Messages never quote an event payload or a view row: they may hold personal data. They
+/// name positions, event types, views and tables instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error("the views' database failed: {0}")]
+    Sql(#[from] sqlx::Error),
+
+    /// An event the current code cannot read: projecting stops there rather than skip it.
+    #[error(
+        "the event at position {position} ({event_type}) does not match the current event types"
+    )]
+    Undecodable { position: i64, event_type: String },
+
+    /// A view row with a value the current code cannot read (an edited table, or a newer
+    /// server's data): rebuilding the view cures it.
+    #[error("{table} holds a {column} the current code cannot read; rebuild the view")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+    },
+
+    /// A pagination cursor that this query never handed out.
+    #[error("the cursor was not issued by this query")]
+    InvalidCursor,
+
+    #[error("writing the export failed: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// The projector stopped at the test fail point, as if the process had died there.
+    #[cfg(feature = "fail-points")]
+    #[error("stopped at the fail point")]
+    FailPoint,
+}

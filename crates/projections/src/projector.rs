@@ -1,0 +1,437 @@
+//! The projector: one task per view that catches up from the view's checkpoint, then
+//! tails the log, waking on commits; with PostgreSQL, only the holder of the view's lease
+//! writes it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use access_store::{Database, Pool};
+use sqlx::postgres::{PgConnection, PgListener, PgPool};
+use sqlx::Connection;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, Instant};
+
+use crate::error::Error;
+use crate::events::{read_batch, Batch};
+use crate::sql::Tx;
+use crate::view::{
+    apply_batch, ensure_checkpoint, lock_checkpoint, lowest_checkpoint, set_checkpoint, Target,
+    View,
+};
+
+/// The first half of the views' advisory-lock keys: 'ACES', as for the event store's
+/// append lock (which uses the second half 1; the views use 1001 and up).
+const LEASE_CLASS: i32 = 1_094_927_699;
+
+/// The channel the events trigger notifies with each new position.
+const CHANNEL: &str = "access_events";
+
+/// How often [`Projector::wait_for`] looks at the checkpoints when another process holds
+/// the leases, so that it cannot be woken by this process's progress.
+const RECHECK: Duration = Duration::from_millis(25);
+
+#[derive(Clone, Debug)]
+pub struct ProjectorOptions {
+    /// Events applied per transaction during catch-up.
+    pub batch_size: i64,
+    /// The safety net when no wake-up came: commits by another process on SQLite, a
+    /// notification lost while the listening connection was down.
+    pub poll_interval: Duration,
+    /// How often a process without a view's lease tries to take it over, and how long a
+    /// failed view waits before trying again.
+    pub retry_interval: Duration,
+    #[cfg(feature = "fail-points")]
+    pub fail_point: Option<FailPoint>,
+}
+
+impl Default for ProjectorOptions {
+    fn default() -> Self {
+        ProjectorOptions {
+            batch_size: 500,
+            poll_interval: Duration::from_secs(5),
+            retry_interval: Duration::from_secs(1),
+            #[cfg(feature = "fail-points")]
+            fail_point: None,
+        }
+    }
+}
+
+/// The views did not reach a position within the wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the views reached position {reached}, not {position}, within the wait")]
+pub struct Lagging {
+    pub position: i64,
+    pub reached: i64,
+}
+
+/// Keeps every view up to date with the event log while it runs. Cheap to clone.
+#[derive(Clone)]
+pub struct Projector {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    database: Database,
+    options: ProjectorOptions,
+    /// Fired after each batch this process applies, for `wait_for`.
+    progress: watch::Sender<()>,
+    /// Fired on each PostgreSQL notification (other processes' commits).
+    notified: watch::Sender<()>,
+    stop: watch::Sender<bool>,
+    leading: [AtomicBool; View::ALL.len()],
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Projector {
+    /// Starts one task per view (and, on PostgreSQL, one listening for commits). Each
+    /// catches up from its checkpoint, then follows the log until [`shutdown`](Self::shutdown).
+    /// Call inside a Tokio runtime.
+    pub fn start(database: Database, options: ProjectorOptions) -> Projector {
+        let shared = Arc::new(Shared {
+            database,
+            options,
+            progress: watch::channel(()).0,
+            notified: watch::channel(()).0,
+            stop: watch::channel(false).0,
+            leading: Default::default(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut tasks = Vec::new();
+        if let Pool::Postgres(pool) = shared.database.pool() {
+            tasks.push(tokio::spawn(listen(shared.clone(), pool.clone())));
+        }
+        for view in View::ALL {
+            tasks.push(tokio::spawn(run(shared.clone(), view)));
+        }
+        *shared
+            .tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = tasks;
+        Projector { shared }
+    }
+
+    /// Returns once every view has applied the log up to `position` (from any process),
+    /// or fails after `timeout` saying how far they got.
+    ///
+    /// Read-your-writes: after a command, wait for its
+    /// [`Committed::position`](access_store::Committed::position), then read.
+    pub async fn wait_for(&self, position: i64, timeout: Duration) -> Result<(), Lagging> {
+        let deadline = Instant::now() + timeout;
+        let mut progress = self.shared.progress.subscribe();
+        let mut reached = 0;
+        loop {
+            match lowest_checkpoint(&self.shared.database).await {
+                Ok(lowest) if lowest >= position => return Ok(()),
+                Ok(lowest) => reached = lowest,
+                Err(error) => tracing::debug!(%error, "reading the checkpoints failed"),
+            }
+            tokio::select! {
+                _ = progress.changed() => {}
+                _ = sleep(RECHECK) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(Lagging { position, reached });
+                }
+            }
+        }
+    }
+
+    /// Whether this process writes `view` now (always, on SQLite).
+    pub fn is_leading(&self, view: View) -> bool {
+        self.shared.leading[view.index()].load(Ordering::SeqCst)
+    }
+
+    /// Stops every task after the batch in hand and gives the leases up.
+    pub async fn shutdown(&self) {
+        self.shared.stop.send_replace(true);
+        let tasks = std::mem::take(
+            &mut *self
+                .shared
+                .tasks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Shared {
+    /// Sleeps for `duration`; false when the projector is stopping.
+    async fn pause(&self, duration: Duration) -> bool {
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => false,
+            _ = sleep(duration) => true,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// One view's life: take the lease, project until stopped or failed, give the lease up;
+/// after a failure, wait and start over from the checkpoint.
+async fn run(shared: Arc<Shared>, view: View) {
+    while let Some(mut lease) = Lease::take(&shared, view).await {
+        shared.leading[view.index()].store(true, Ordering::SeqCst);
+        tracing::info!(view = view.name(), "projecting this view");
+        let outcome = follow(&shared, view, &mut lease).await;
+        shared.leading[view.index()].store(false, Ordering::SeqCst);
+        lease.give_up().await;
+        match outcome {
+            Ok(()) => return,
+            #[cfg(feature = "fail-points")]
+            Err(Error::FailPoint) => {
+                tracing::warn!(view = view.name(), "stopped at the fail point");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(view = view.name(), %error, "projection failed; retrying");
+                if !shared.pause(shared.options.retry_interval).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Catches up, then waits for news and catches up again, until stopped.
+async fn follow(shared: &Shared, view: View, lease: &mut Lease) -> Result<(), Error> {
+    let mut commits = shared.database.commits();
+    let mut notified = shared.notified.subscribe();
+    let mut stop = shared.stop.subscribe();
+    let mut position = ensure_checkpoint(&shared.database, view).await?;
+    let started = Instant::now();
+    let from = position;
+    position = catch_up(shared, view, position).await?;
+    tracing::info!(
+        view = view.name(),
+        from,
+        to = position,
+        seconds = started.elapsed().as_secs_f64(),
+        "caught up"
+    );
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return Ok(()),
+            _ = commits.changed() => {}
+            _ = notified.changed() => {}
+            _ = sleep(shared.options.poll_interval) => {}
+        }
+        lease.check().await?;
+        position = catch_up(shared, view, position).await?;
+    }
+}
+
+/// Applies every event after `position`, batch by batch; returns the new position.
+async fn catch_up(shared: &Shared, view: View, mut position: i64) -> Result<i64, Error> {
+    loop {
+        let batch = read_batch(&shared.database, position, shared.options.batch_size).await?;
+        if batch.through == position || shared.stopping() {
+            return Ok(position);
+        }
+        position = commit_batch(shared, view, position, &batch).await?;
+        shared.progress.send_replace(());
+    }
+}
+
+/// Applies a batch and moves the checkpoint in one transaction, provided the checkpoint
+/// is still where this task left it; otherwise (a rebuild swapped its tables in, or
+/// another process wrote the view meanwhile) applies nothing and resumes from where the
+/// checkpoint is. The lease makes that rare; this makes it harmless.
+async fn commit_batch(
+    shared: &Shared,
+    view: View,
+    expected: i64,
+    batch: &Batch,
+) -> Result<i64, Error> {
+    let mut tx = Tx::begin(&shared.database).await?;
+    let checkpoint = lock_checkpoint(&mut tx, view).await?;
+    if checkpoint != expected {
+        tracing::debug!(
+            view = view.name(),
+            expected,
+            checkpoint,
+            "the checkpoint moved under this projector; resuming from it"
+        );
+        return Ok(checkpoint);
+    }
+    apply_batch(view, Target::Live, &mut tx, batch).await?;
+    #[cfg(feature = "fail-points")]
+    if shared
+        .options
+        .fail_point
+        .as_ref()
+        .is_some_and(FailPoint::trip)
+    {
+        // Dropping the transaction rolls it back, as the process's death would.
+        return Err(Error::FailPoint);
+    }
+    set_checkpoint(&mut tx, view, batch.through).await?;
+    tx.commit().await?;
+    Ok(batch.through)
+}
+
+/// The right to write a view. On PostgreSQL a session advisory lock held on a connection
+/// of its own: PostgreSQL releases it the moment that connection or its process dies, so
+/// another process takes over at its next attempt. SQLite serves one machine, and the
+/// checkpoint check keeps two writers exact anyway.
+enum Lease {
+    Unshared,
+    Postgres(PgConnection),
+}
+
+impl Lease {
+    /// Waits until this process holds the view's lease; `None` when stopping first.
+    async fn take(shared: &Shared, view: View) -> Option<Lease> {
+        let pool = match shared.database.pool() {
+            Pool::Sqlite(_) if shared.stopping() => return None,
+            Pool::Sqlite(_) => return Some(Lease::Unshared),
+            Pool::Postgres(pool) => pool,
+        };
+        let mut connection: Option<PgConnection> = None;
+        let mut waiting_logged = false;
+        while !shared.stopping() {
+            match try_lock(pool, &mut connection, view).await {
+                Ok(true) => return connection.map(Lease::Postgres),
+                Ok(false) if !waiting_logged => {
+                    tracing::info!(
+                        view = view.name(),
+                        "another process is projecting this view; standing by"
+                    );
+                    waiting_logged = true;
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(view = view.name(), %error, "cannot try the view's lease");
+                    connection = None;
+                }
+            }
+            if !shared.pause(shared.options.retry_interval).await {
+                break;
+            }
+        }
+        if let Some(connection) = connection {
+            let _ = connection.close().await;
+        }
+        None
+    }
+
+    /// Fails when the lease's connection is gone, and with it the lock.
+    async fn check(&mut self) -> Result<(), Error> {
+        match self {
+            Lease::Unshared => Ok(()),
+            Lease::Postgres(connection) => Ok(connection.ping().await?),
+        }
+    }
+
+    /// Closing the session releases its advisory lock.
+    async fn give_up(self) {
+        if let Lease::Postgres(connection) = self {
+            let _ = connection.close().await;
+        }
+    }
+}
+
+async fn try_lock(
+    pool: &PgPool,
+    connection: &mut Option<PgConnection>,
+    view: View,
+) -> Result<bool, sqlx::Error> {
+    if connection.is_none() {
+        *connection = Some(PgConnection::connect_with(&pool.connect_options()).await?);
+    }
+    let Some(connection) = connection.as_mut() else {
+        unreachable!("connected just above");
+    };
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(LEASE_CLASS)
+        .bind(view.lease_key())
+        .fetch_one(connection)
+        .await
+}
+
+/// Turns PostgreSQL's notifications of commits (by any process) into wake-ups.
+async fn listen(shared: Arc<Shared>, pool: PgPool) {
+    let mut stop = shared.stop.subscribe();
+    let mut listener: Option<PgListener> = None;
+    while !shared.stopping() {
+        let listening = match listener.as_mut() {
+            Some(listener) => listener,
+            None => match subscribe(&pool).await {
+                Ok(subscribed) => listener.insert(subscribed),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for commits; polling meanwhile");
+                    if !shared.pause(shared.options.retry_interval).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
+        let received = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            received = listening.recv() => received,
+        };
+        if let Err(error) = received {
+            // What was notified while the connection was down is lost: the wake-up below
+            // makes the views look for themselves.
+            tracing::warn!(%error, "lost the commit notifications; listening again");
+            listener = None;
+        }
+        shared.notified.send_replace(());
+    }
+}
+
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// A test hook standing for the process dying between an event's commit and its view
+/// update: once armed, each view's next batch is applied and then abandoned uncommitted,
+/// and the view's task stops.
+#[cfg(feature = "fail-points")]
+#[derive(Clone, Debug)]
+pub struct FailPoint {
+    armed: Arc<AtomicBool>,
+    trips: Arc<watch::Sender<usize>>,
+}
+
+#[cfg(feature = "fail-points")]
+impl Default for FailPoint {
+    fn default() -> Self {
+        FailPoint {
+            armed: Arc::default(),
+            trips: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+#[cfg(feature = "fail-points")]
+impl FailPoint {
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until `count` view tasks have stopped here; false after `timeout`.
+    pub async fn stopped(&self, count: usize, timeout: Duration) -> bool {
+        let mut trips = self.trips.subscribe();
+        tokio::time::timeout(timeout, trips.wait_for(|trips| *trips >= count))
+            .await
+            .is_ok_and(|reached| reached.is_ok())
+    }
+
+    fn trip(&self) -> bool {
+        let armed = self.armed.load(Ordering::SeqCst);
+        if armed {
+            self.trips.send_modify(|trips| *trips += 1);
+        }
+        armed
+    }
+}

@@ -1,0 +1,60 @@
+//! The read side: [`Views`] answers the contract's queries from the view tables.
+
+use access_store::Database;
+
+/// Pure reads over the views; authorization stays with the caller.
+///
+/// What a read returns is as fresh as the views: right after a command, call
+/// [`Projector::wait_for`](crate::Projector::wait_for) with the command's position first.
+#[derive(Clone, Debug)]
+pub struct Views {
+    pub(crate) database: Database,
+}
+
+impl Views {
+    pub fn new(database: Database) -> Self {
+        Views { database }
+    }
+}
+
+/// One page of a cursor-paginated list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub edges: Vec<Edge<T>>,
+    pub has_next_page: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edge<T> {
+    /// Opaque; pass it back as `after` to continue after this item.
+    pub cursor: String,
+    pub node: T,
+}
+
+impl<T> Page<T> {
+    /// Keeps the first `first` of up to `first + 1` items fetched: the extra one only says
+    /// whether there is a next page.
+    pub(crate) fn of(mut items: Vec<T>, first: usize, cursor: impl Fn(&T) -> String) -> Self {
+        let has_next_page = items.len() > first;
+        items.truncate(first);
+        Page {
+            edges: items
+                .into_iter()
+                .map(|node| Edge {
+                    cursor: cursor(&node),
+                    node,
+                })
+                .collect(),
+            has_next_page,
+        }
+    }
+
+    pub fn end_cursor(&self) -> Option<&str> {
+        self.edges.last().map(|edge| edge.cursor.as_str())
+    }
+}
+
+/// `first + 1` as a SQL limit.
+pub(crate) fn limit(first: usize) -> i64 {
+    i64::try_from(first).unwrap_or(i64::MAX - 1) + 1
+}
