@@ -7,5 +7,6 @@ mod authentication;
 mod authorization;
 mod clinicians;
 mod journeys;
+mod protection;
 mod races;
 mod start_up;

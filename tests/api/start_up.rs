@@ -82,3 +82,54 @@ async fn health_and_readiness_answer() {
         );
     }
 }
+
+#[tokio::test]
+async fn shutting_down_finishes_the_commands_in_flight() {
+    for app in spawn_apps().await {
+        let app = std::sync::Arc::new(app);
+        app.first_security_official_of_greenville("alice").await;
+        let requests: Vec<_> = (0..20)
+            .map(|index| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    app.try_graphql(
+                        &token(&format!("staff-{index}"), &[]),
+                        "mutation($input: RequestRoleInput!) { requestRole(input: $input) { request { state } } }",
+                        serde_json::json!({ "input": { "organizationId": GREENVILLE, "role": "STAFF_USER" } }),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        app.shut_down().await.expect("a clean shutdown");
+
+        let mut acknowledged = 0;
+        for request in requests {
+            // Requests that arrive after shutdown began are refused at the
+            // door; a request that was let in gets its whole answer.
+            if let Ok(answer) = request.await.unwrap() {
+                match answer["data"]["requestRole"]["request"]["state"].as_str() {
+                    Some("PENDING") => acknowledged += 1,
+                    _ => assert_eq!(
+                        answer["errors"][0]["extensions"]["code"], "CONFLICT",
+                        "{}: {answer}",
+                        app.label
+                    ),
+                }
+            }
+        }
+        let pending = app
+            .stored_events()
+            .await
+            .iter()
+            .filter(|event| event.event_type == "RoleRequested")
+            .count()
+            - 1;
+        assert_eq!(
+            pending, acknowledged,
+            "{}: every acknowledged command is stored, and only those",
+            app.label
+        );
+    }
+}

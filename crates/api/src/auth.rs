@@ -63,6 +63,7 @@ impl TokenVerifier {
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         validation.leeway = 30;
         Self { key, validation }
     }

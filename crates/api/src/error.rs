@@ -33,12 +33,17 @@ pub enum ErrorCode {
     Internal,
     /// Part of the contract this server does not answer yet.
     NotImplemented,
-    /// Too many failed attempts for now; the message says when to retry.
+    /// Too many attempts or changes for now; the message says when to retry.
     RateLimited,
+    /// The request ran past the server's time limit; safe to retry.
+    Timeout,
+    /// The document is not valid GraphQL for this schema, or exceeds the
+    /// depth, complexity or size limits.
+    InvalidQuery,
 }
 
 impl ErrorCode {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
             ErrorCode::Forbidden => "FORBIDDEN",
@@ -59,6 +64,8 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::InvalidQuery => "INVALID_QUERY",
         }
     }
 }
@@ -90,6 +97,10 @@ pub enum ApiError {
     RateLimited {
         retry_after_minutes: u64,
     },
+    /// The per-person mutation rate was exceeded.
+    TooManyMutations,
+    /// The request took longer than the server allows.
+    Timeout,
 }
 
 /// The clinician guide's messages, word for word.
@@ -133,6 +144,8 @@ impl ApiError {
             ApiError::RateLimited { retry_after_minutes } => format!(
                 "Too many failed verification attempts; try again in {retry_after_minutes} minute(s)."
             ),
+            ApiError::TooManyMutations => "Too many changes in a short time; slow down and retry in a second.".into(),
+            ApiError::Timeout => "The request took too long and was stopped; it is safe to retry.".into(),
         }
     }
 
@@ -149,7 +162,8 @@ impl ApiError {
             ApiError::ClinicianNotFound => ErrorCode::ClinicianNotFound,
             ApiError::ClinicianInfoMissing => ErrorCode::ClinicianInfoMissing,
             ApiError::ClinicianNotVerified => ErrorCode::ClinicianNotVerified,
-            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::RateLimited { .. } | ApiError::TooManyMutations => ErrorCode::RateLimited,
+            ApiError::Timeout => ErrorCode::Timeout,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod auth;
 mod clinician;
 pub mod error;
 mod http;
+mod observe;
 mod pending_types;
 pub mod schema;
 mod service;

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, Identity};
 use crate::clinician::{self, ManualProof};
 use crate::error::{ApiError, ApiResult, ErrorCode, GqlResult};
+use crate::observe::Observe;
 use crate::pending_types::{
     AuditEventConnection, AuditFilter, ClinicianConnection, ClinicianManualInput, ClinicianMatch,
     Decision, ManageAccess, Notification, RoleRequestConnection,
@@ -29,11 +30,26 @@ use crate::types::{
 
 pub type AccessSchema = Schema<Query, Mutation, Subscription>;
 
+/// Deepest selection a document may nest: the contract's deepest useful
+/// query is about 6 levels.
+const MAX_DEPTH: usize = 12;
+/// Most fields one document may select, counted by async-graphql.
+const MAX_COMPLEXITY: usize = 2_000;
+
 /// The schema; `service` is absent only when exporting the SDL.
 pub fn build(service: Option<AccessService>) -> AccessSchema {
-    let builder = Schema::build(Query, Mutation, Subscription).register_output_type::<ErrorCode>();
+    let builder = Schema::build(Query, Mutation, Subscription)
+        .register_output_type::<ErrorCode>()
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
     match service {
-        Some(service) => builder.data(service).finish(),
+        Some(service) => builder
+            .extension(Observe {
+                metrics: service.metrics().clone(),
+                mutation_limit: service.mutation_limit().clone(),
+            })
+            .data(service)
+            .finish(),
         None => builder.finish(),
     }
 }

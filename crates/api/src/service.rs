@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 use crate::clinician::FailureLimiter;
 use crate::error::{ApiError, ApiResult};
+use crate::observe::{Metrics, MutationLimit};
 use crate::types::Organization;
 
 /// Help-desk ticket numbers from the database's system-wide sequence.
@@ -49,7 +50,13 @@ struct Inner {
     reference: Arc<ReferenceData>,
     database: Database,
     clinician_failures: FailureLimiter,
+    metrics: Arc<Metrics>,
+    mutation_limit: Arc<MutationLimit>,
 }
+
+/// Mutations one person may make per second on average, and in a burst.
+const MUTATIONS_PER_SECOND: f64 = 50.0;
+const MUTATION_BURST: f64 = 100.0;
 
 /// Retries of a command that lost a race before the conflict reaches the
 /// client; only for commands whose retry cannot do harm.
@@ -69,12 +76,22 @@ impl AccessService {
                 reference,
                 database,
                 clinician_failures: FailureLimiter::default(),
+                metrics: Arc::default(),
+                mutation_limit: Arc::new(MutationLimit::new(MUTATIONS_PER_SECOND, MUTATION_BURST)),
             }),
         }
     }
 
     pub fn reference(&self) -> &ReferenceData {
         &self.inner.reference
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn mutation_limit(&self) -> &Arc<MutationLimit> {
+        &self.inner.mutation_limit
     }
 
     pub fn clinician_failures(&self) -> &FailureLimiter {
@@ -120,6 +137,7 @@ impl AccessService {
             .map_err(|error| {
                 ApiError::from_command(&format!("command on organization {id}"), error)
             })?;
+        self.inner.metrics.events_appended(committed.events.len());
         Ok(Executed {
             state: committed.aggregate,
             events: committed

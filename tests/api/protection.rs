@@ -1,0 +1,307 @@
+//! Hostile and oversize requests get clear refusals and write nothing; the
+//! operational endpoints answer.
+
+use std::path::PathBuf;
+
+use access_server::settings::TokenKey;
+use access_store::testing::fresh_databases;
+use base64::Engine;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const ISSUER: &str = "https://idp.example.org";
+const AUDIENCE: &str = "access-management";
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jwt")
+        .join(name)
+}
+
+fn claims(overrides: Value) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({ "sub": "alice", "name": "Alice", "exp": now + 3600, "iss": ISSUER, "aud": AUDIENCE });
+    for (key, value) in overrides.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(key);
+        } else {
+            claims[key] = value.clone();
+        }
+    }
+    claims
+}
+
+fn signed(algorithm: Algorithm, key: &EncodingKey, overrides: Value) -> String {
+    encode(&Header::new(algorithm), &claims(overrides), key).unwrap()
+}
+
+fn rsa_key() -> EncodingKey {
+    EncodingKey::from_rsa_pem(&std::fs::read(fixture("rs256-private.pem")).unwrap()).unwrap()
+}
+
+fn ec_key() -> EncodingKey {
+    EncodingKey::from_ec_pem(&std::fs::read(fixture("es256-private.pem")).unwrap()).unwrap()
+}
+
+/// `{"alg":"none"}` with valid claims and no signature.
+fn unsigned() -> String {
+    let encode =
+        |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    format!(
+        "{}.{}.",
+        encode(json!({ "alg": "none", "typ": "JWT" })),
+        encode(claims(json!({})))
+    )
+}
+
+async fn spawn_rs256_apps() -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for database in fresh_databases().await {
+        apps.push(
+            spawn_app_with(database, |settings| {
+                settings.token_key = TokenKey::PublicKeyFile(fixture("rs256-public.pem"));
+                settings.issuer = Some(ISSUER.into());
+                settings.audience = Some(AUDIENCE.into());
+            })
+            .await,
+        );
+    }
+    apps
+}
+
+#[tokio::test]
+async fn forged_expired_early_and_misdirected_tokens_are_refused_and_write_nothing() {
+    let public_key_as_hmac_secret = std::fs::read(fixture("rs256-public.pem")).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let refused = [
+        ("alg none", unsigned(), "malformed"),
+        (
+            "HS256 signed with the public key",
+            signed(
+                Algorithm::HS256,
+                &EncodingKey::from_secret(&public_key_as_hmac_secret),
+                json!({}),
+            ),
+            "unexpected algorithm",
+        ),
+        (
+            "ES256 from another key",
+            signed(Algorithm::ES256, &ec_key(), json!({})),
+            "unexpected algorithm",
+        ),
+        (
+            "expired",
+            signed(Algorithm::RS256, &rsa_key(), json!({ "exp": now - 3600 })),
+            "expired",
+        ),
+        (
+            "not valid yet",
+            signed(Algorithm::RS256, &rsa_key(), json!({ "nbf": now + 3600 })),
+            "not valid yet",
+        ),
+        (
+            "wrong audience",
+            signed(
+                Algorithm::RS256,
+                &rsa_key(),
+                json!({ "aud": "another-app" }),
+            ),
+            "wrong audience",
+        ),
+        (
+            "wrong issuer",
+            signed(
+                Algorithm::RS256,
+                &rsa_key(),
+                json!({ "iss": "https://evil.example" }),
+            ),
+            "wrong issuer",
+        ),
+        (
+            "no expiry",
+            signed(Algorithm::RS256, &rsa_key(), json!({ "exp": null })),
+            "a required claim is missing",
+        ),
+        ("garbage", "not-a-token".to_string(), "malformed"),
+    ];
+    for app in spawn_rs256_apps().await {
+        let valid = signed(Algorithm::RS256, &rsa_key(), json!({}));
+        let me = app.graphql(Some(&valid), "{ me { id } }", json!({})).await;
+        assert_eq!(me.data("me.id"), "alice", "{}", app.label);
+
+        for (name, token, reason) in &refused {
+            let response = app
+                .graphql(
+                    Some(token),
+                    "mutation($input: RequestRoleInput!) { requestRole(input: $input) { proofRejected } }",
+                    json!({ "input": { "organizationId": GREENVILLE, "role": "SECURITY_OFFICIAL", "proof": greenville_proof() } }),
+                )
+                .await;
+            assert_eq!(response.code(), "UNAUTHENTICATED", "{}: {name}", app.label);
+            let message = response.error()["message"].as_str().unwrap();
+            assert!(message.contains(reason), "{}: {name}: {message}", app.label);
+        }
+        assert!(app.stored_events().await.is_empty(), "{}", app.label);
+    }
+}
+
+#[tokio::test]
+async fn an_es256_public_key_accepts_es256_tokens() {
+    let database = fresh_databases().await.remove(0);
+    let app = spawn_app_with(database, |settings| {
+        settings.token_key = TokenKey::PublicKeyFile(fixture("es256-public.pem"));
+    })
+    .await;
+    let token = signed(
+        Algorithm::ES256,
+        &ec_key(),
+        json!({ "iss": null, "aud": null }),
+    );
+    let me = app.graphql(Some(&token), "{ me { id } }", json!({})).await;
+    assert_eq!(me.data("me.id"), "alice");
+}
+
+#[tokio::test]
+async fn malformed_deep_and_oversize_documents_get_clear_refusals() {
+    for app in spawn_apps().await {
+        let garbage = app
+            .graphql(None, "{ organizations(search: {type: PRACTICE", json!({}))
+            .await;
+        assert_eq!(garbage.code(), "INVALID_QUERY", "{}", app.label);
+
+        let unknown_field = app.graphql(None, "{ secrets }", json!({})).await;
+        assert_eq!(unknown_field.code(), "INVALID_QUERY", "{}", app.label);
+
+        let deep = format!(
+            "{{ __schema {{ types {}name{} }} }}",
+            "{ fields { type { ofType ".repeat(8),
+            " } } }".repeat(8)
+        );
+        let too_deep = app.graphql(None, &deep, json!({})).await;
+        assert_eq!(too_deep.code(), "INVALID_QUERY", "{}", app.label);
+
+        let too_many = app
+            .graphql(None, "{ organizations(search: {type: PRACTICE, query: \"clinic\", first: 1000}) { id } }", json!({}))
+            .await;
+        assert_eq!(too_many.code(), "INVALID_INPUT", "{}", app.label);
+        assert_eq!(
+            too_many.error()["extensions"]["field"],
+            "search.first",
+            "{}",
+            app.label
+        );
+
+        let oversize = app
+            .post_graphql(
+                json!({ "query": format!("{{ me {{ id }} }} #{}", "x".repeat(100_000)) })
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(oversize.status(), 413, "{}", app.label);
+
+        let not_json = app.post_graphql("{{{{".into()).await;
+        assert!(
+            not_json.status().is_client_error(),
+            "{}: {}",
+            app.label,
+            not_json.status()
+        );
+
+        let injection = app
+            .graphql(
+                None,
+                "query($q: String!) { organizations(search: {type: PRACTICE, query: $q}) { id } }",
+                json!({ "q": "'; DROP TABLE events; -- ☃\u{202e}" }),
+            )
+            .await;
+        assert_eq!(injection.data("organizations"), &json!([]), "{}", app.label);
+        assert_eq!(app.get("/healthz").await.status(), 200, "{}", app.label);
+    }
+}
+
+#[tokio::test]
+async fn one_person_making_too_many_mutations_is_slowed_down_and_others_are_not() {
+    for app in spawn_apps().await {
+        let flood = token("flooder", &[]);
+        let attempts = (0..250).map(|_| {
+            app.graphql(
+                Some(&flood),
+                "mutation { withdrawRoleRequest(requestId: \"nope\") { state } }",
+                json!({}),
+            )
+        });
+        let codes: Vec<String> = futures_util::future::join_all(attempts)
+            .await
+            .iter()
+            .map(|response| response.code().to_string())
+            .collect();
+        assert!(
+            codes.iter().any(|code| code == "RATE_LIMITED"),
+            "{}: {codes:?}",
+            app.label
+        );
+        assert!(
+            codes
+                .iter()
+                .all(|code| code == "RATE_LIMITED" || code == "INVALID_INPUT"),
+            "{}",
+            app.label
+        );
+
+        let other = app
+            .graphql(
+                Some(&token("calm", &[])),
+                "mutation { withdrawRoleRequest(requestId: \"nope\") { state } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(other.code(), "INVALID_INPUT", "{}", app.label);
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_operations_by_outcome_and_events_appended() {
+    for app in spawn_apps().await {
+        app.first_security_official_of_greenville("alice").await;
+        app.request_role("bob", GREENVILLE, "STAFF_USER", Value::Null)
+            .await;
+        app.graphql(None, "{ me { id } }", json!({})).await;
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        for line in [
+            "access_graphql_requests_total{operation=\"requestRole\",outcome=\"ok\"} 2",
+            "access_graphql_requests_total{operation=\"me\",outcome=\"UNAUTHENTICATED\"} 1",
+            "access_graphql_request_duration_seconds_count{operation=\"requestRole\"} 2",
+            "access_events_appended_total 4",
+        ] {
+            assert!(
+                metrics.contains(line),
+                "{}: {line} not in\n{metrics}",
+                app.label
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_the_request_id() {
+    for app in spawn_apps().await {
+        let response = app
+            .post_graphql(json!({ "query": "{ __typename }" }).to_string())
+            .await;
+        assert_eq!(
+            response.headers()["x-request-id"],
+            "test-request-42",
+            "{}",
+            app.label
+        );
+        let generated = app.get("/healthz").await;
+        assert_eq!(
+            generated.headers()["x-request-id"].len(),
+            36,
+            "{}",
+            app.label
+        );
+    }
+}
