@@ -81,6 +81,7 @@ fn history(users: usize) -> Vec<OrganizationEvent> {
         });
         events.push(OrganizationEvent::RoleRequestApproved {
             request_id,
+            person: person(index),
             approver: so.clone(),
             at,
         });

@@ -209,6 +209,7 @@ impl Aggregate for Organization {
                     self,
                     OrganizationEvent::RoleRequestApproved {
                         request_id,
+                        person: person.clone(),
                         approver: approver.clone(),
                         at,
                     },
@@ -232,11 +233,15 @@ impl Aggregate for Organization {
                 approver,
                 reason,
             } => {
-                self.decidable_request(&request_id, &approver)?;
+                let person = self
+                    .decidable_request(&request_id, &approver)?
+                    .person
+                    .clone();
                 out.record(
                     self,
                     OrganizationEvent::RoleRequestDenied {
                         request_id,
+                        person,
                         approver,
                         reason,
                         at,
@@ -518,6 +523,7 @@ impl Aggregate for Organization {
                 request_id,
                 approver,
                 at,
+                ..
             } => {
                 let request = self.request_mut(&request_id);
                 request.decided_at = Some(at);
@@ -529,6 +535,7 @@ impl Aggregate for Organization {
                 approver,
                 reason,
                 at,
+                ..
             } => {
                 let request = self.request_mut(&request_id);
                 request.decided_at = Some(at);

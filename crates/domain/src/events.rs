@@ -64,13 +64,17 @@ pub enum OrganizationEvent {
         role: Role,
         at: DateTime<Utc>,
     },
+    /// `person` is the requester, so the event reads on its own:
+    /// "approver approved person's request".
     RoleRequestApproved {
         request_id: Uuid,
+        person: PersonId,
         approver: PersonId,
         at: DateTime<Utc>,
     },
     RoleRequestDenied {
         request_id: Uuid,
+        person: PersonId,
         approver: PersonId,
         reason: Option<String>,
         at: DateTime<Utc>,

@@ -207,6 +207,7 @@ fn bob_is_staff_user() -> Vec<OrganizationEvent> {
     let mut events = bob_is_pending();
     events.push(OrganizationEvent::RoleRequestApproved {
         request_id: id(2),
+        person: person("bob"),
         approver: person("alice"),
         at: now(),
     });
@@ -477,6 +478,7 @@ fn a_security_official_approves_a_pending_request_and_the_role_is_granted() {
         .then_expect_events(vec![
             OrganizationEvent::RoleRequestApproved {
                 request_id: id(2),
+                person: person("bob"),
                 approver: person("alice"),
                 at: now(),
             },
@@ -495,6 +497,7 @@ fn a_security_official_denies_a_pending_request_with_a_reason() {
         })
         .then_expect_events(vec![OrganizationEvent::RoleRequestDenied {
             request_id: id(2),
+            person: person("bob"),
             approver: person("alice"),
             reason: Some("not on our staff".into()),
             at: now(),
@@ -542,6 +545,7 @@ fn the_first_decision_wins_and_a_second_is_refused() {
     ));
     given.push(OrganizationEvent::RoleRequestApproved {
         request_id: id(4),
+        person: person("dave"),
         approver: person("alice"),
         at: now(),
     });
@@ -554,6 +558,7 @@ fn the_first_decision_wins_and_a_second_is_refused() {
     ));
     given.push(OrganizationEvent::RoleRequestApproved {
         request_id: id(2),
+        person: person("bob"),
         approver: person("alice"),
         at: now(),
     });
@@ -584,6 +589,7 @@ fn a_denied_person_may_submit_a_new_request() {
     let mut given = bob_is_pending();
     given.push(OrganizationEvent::RoleRequestDenied {
         request_id: id(2),
+        person: person("bob"),
         approver: person("alice"),
         reason: None,
         at: now(),
@@ -697,6 +703,7 @@ fn a_security_official_cannot_revoke_another_security_official() {
     ));
     given.push(OrganizationEvent::RoleRequestApproved {
         request_id: id(4),
+        person: person("dave"),
         approver: person("alice"),
         at: now(),
     });

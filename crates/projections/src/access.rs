@@ -179,6 +179,7 @@ pub(crate) async fn apply(target: Target, tx: &mut Tx, envelope: &Envelope) -> R
             request_id,
             approver,
             at,
+            ..
         } => {
             let decision = Decision::new(RequestState::Approved, *at).by(approver);
             decision.record(tx, &requests, envelope, request_id).await
@@ -188,6 +189,7 @@ pub(crate) async fn apply(target: Target, tx: &mut Tx, envelope: &Envelope) -> R
             approver,
             reason,
             at,
+            ..
         } => {
             let decision = Decision::new(RequestState::Denied, *at)
                 .by(approver)

@@ -62,6 +62,8 @@ pub(crate) fn subject(event: &OrganizationEvent) -> Option<&PersonId> {
         | RequesterBlocked { person, .. }
         | RoleRequestSentForApproval { person, .. }
         | RoleRequestWithdrawn { person, .. }
+        | RoleRequestApproved { person, .. }
+        | RoleRequestDenied { person, .. }
         | RoleGranted { person, .. }
         | ClinicianRoleGranted { person, .. }
         | ClinicianClaimRefused { person, .. }
@@ -70,7 +72,6 @@ pub(crate) fn subject(event: &OrganizationEvent) -> Option<&PersonId> {
         | RequesterUnblocked { person, .. }
         | RoleChanged { person, .. }
         | SecurityOfficialRemoved { person, .. } => Some(person),
-        RoleRequestApproved { .. } | RoleRequestDenied { .. } => None,
     }
 }
 
