@@ -74,7 +74,7 @@ pub async fn start(
         error,
     })?;
     let projector = Projector::start(database.clone(), ProjectorOptions::default());
-    let service = AccessService::new(database, Arc::new(reference));
+    let service = AccessService::new(database, Arc::new(reference), projector.clone());
     let app = access_api::router(service, verifier);
     let serving = projector.clone();
     let handle = tokio::spawn(async move {

@@ -10,3 +10,4 @@ mod journeys;
 mod protection;
 mod races;
 mod start_up;
+mod views;

@@ -7,7 +7,7 @@ mod clinician;
 pub mod error;
 mod http;
 mod observe;
-mod pending_types;
+mod read_models;
 pub mod schema;
 mod service;
 mod types;

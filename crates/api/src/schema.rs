@@ -4,7 +4,8 @@
 
 use access_domain::capabilities::{self, Capability as DomainCapability};
 use access_domain::identifiers::{
-    ApmEntityId, IdentifierError, Npi, OrganizationId, PersonId, Ptan, RoleRequestId, Tin, VendorId,
+    ApmEntityId, IdentifierError, Npi, OrganizationId, PersonId, Ptan, RoleRequestId, TicketNumber,
+    Tin, VendorId,
 };
 use access_domain::proof::SecurityOfficialProof as Proof;
 use access_domain::roles::Role as DomainRole;
@@ -18,9 +19,9 @@ use crate::auth::{Caller, Identity};
 use crate::clinician::{self, ManualProof};
 use crate::error::{ApiError, ApiResult, ErrorCode, GqlResult};
 use crate::observe::Observe;
-use crate::pending_types::{
-    AuditEventConnection, AuditFilter, ClinicianConnection, ClinicianManualInput, ClinicianMatch,
-    Decision, ManageAccess, Notification, RoleRequestConnection,
+use crate::read_models::{
+    AuditEventConnection, AuditFilter, BlockedAccount, ClinicianConnection, ClinicianManualInput,
+    ClinicianMatch, Decision, ManageAccess, Notification, RoleRequestConnection,
 };
 use crate::service::AccessService;
 use crate::types::{
@@ -70,6 +71,42 @@ fn service<'a>(ctx: &Context<'a>) -> &'a AccessService {
 
 fn identity<'a>(ctx: &Context<'a>) -> ApiResult<&'a Identity> {
     ctx.data_unchecked::<Caller>().identity()
+}
+
+/// Auditors and support staff read the whole history; nobody else.
+fn auditor(ctx: &Context<'_>) -> ApiResult<()> {
+    if identity(ctx)?.may_read_everything() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "Only auditors and support staff read the audit history.".into(),
+        ))
+    }
+}
+
+/// Largest page any connection answers.
+const MAX_PAGE_SIZE: i32 = 100;
+
+fn page_size(first: Option<i32>, default: i32) -> ApiResult<usize> {
+    match first.unwrap_or(default) {
+        first @ 1..=MAX_PAGE_SIZE => Ok(first as usize),
+        _ => Err(ApiError::InvalidInput {
+            field: "first".into(),
+            message: format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        }),
+    }
+}
+
+/// A cursor the server never issued is the client's mistake; anything else
+/// is logged and hidden.
+fn view_error(context: &str, error: access_projections::Error) -> ApiError {
+    match error {
+        access_projections::Error::InvalidCursor => ApiError::InvalidInput {
+            field: "after".into(),
+            message: "is not a cursor this query returned".into(),
+        },
+        other => ApiError::internal(context, &other),
+    }
 }
 
 fn parse<T>(
@@ -227,12 +264,23 @@ impl Query {
         Ok(service(ctx).organization(&id).ok())
     }
 
+    /// The caller's connected organizations in tabs by type, with their role
+    /// (and user counts where they are Security Official), their open
+    /// requests, and the organizations reached through the Clinician role.
     async fn manage_access(&self, ctx: &Context<'_>) -> GqlResult<ManageAccess> {
-        identity(ctx)?;
-        Err(ApiError::NotImplemented("manageAccess").into())
+        let caller = identity(ctx)?;
+        let service = service(ctx);
+        let page = service
+            .views()
+            .manage_access(&caller.person)
+            .await
+            .map_err(|error| ApiError::internal("reading Manage Access", &error))?;
+        ManageAccess::from_view(service, page).map_err(Into::into)
     }
 
-    /// A Security Official's inbox; organizationId narrows it to one organization.
+    /// A Security Official's inbox: the pending requests of every organization
+    /// the caller is Security Official of, oldest first; organizationId narrows
+    /// it to one of them (another organization's id answers an empty page).
     async fn pending_requests(
         &self,
         ctx: &Context<'_>,
@@ -240,9 +288,22 @@ impl Query {
         #[graphql(default_with = "Some(50)")] first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<RoleRequestConnection> {
-        identity(ctx)?;
-        let _ = (organization_id, first, after);
-        Err(ApiError::NotImplemented("pendingRequests").into())
+        let caller = identity(ctx)?;
+        let organization = organization_id
+            .map(|id| parse("organizationId", &id, OrganizationId::parse))
+            .transpose()?;
+        let first = page_size(first, 50)?;
+        let pending = service(ctx)
+            .views()
+            .pending_requests(
+                &caller.person,
+                organization.as_ref(),
+                first,
+                after.as_deref(),
+            )
+            .await
+            .map_err(|error| view_error("reading the pending queue", error))?;
+        Ok(RoleRequestConnection::from_view(pending))
     }
 
     /// A role request, visible to its requester, the organization's Security
@@ -260,10 +321,7 @@ impl Query {
             || state
                 .grant_of(&caller.person)
                 .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial);
-        Ok(may_see.then(|| RoleRequest {
-            organization: id.organization.clone(),
-            request: request.clone(),
-        }))
+        Ok(may_see.then(|| RoleRequest::from_state(&id.organization, request)))
     }
 
     /// Everyone holding a role in the organization: for its Security Officials,
@@ -276,7 +334,7 @@ impl Query {
         let caller = identity(ctx)?;
         let id = parse("organizationId", &organization_id, OrganizationId::parse)?;
         let service = service(ctx);
-        let organization = service.organization(&id)?;
+        service.organization(&id)?;
         let state = service.load(&id).await?;
         let is_security_official = state
             .grant_of(&caller.person)
@@ -288,31 +346,37 @@ impl Query {
         }
         Ok(state
             .grants()
-            .map(|(person, grant)| Grant::new(Organization(organization.0.clone()), person, grant))
+            .map(|(person, grant)| Grant::from_state(&id, person, grant))
             .collect())
     }
 
-    /// Support staff: who is blocked where.
-    async fn blocked_accounts(
-        &self,
-        ctx: &Context<'_>,
-    ) -> GqlResult<Vec<crate::pending_types::BlockedAccount>> {
+    /// Support staff: who is blocked where, with their ticket and masked attempts.
+    async fn blocked_accounts(&self, ctx: &Context<'_>) -> GqlResult<Vec<BlockedAccount>> {
         identity(ctx)?.support_agent()?;
-        Err(ApiError::NotImplemented("blockedAccounts").into())
+        let tickets = service(ctx)
+            .views()
+            .blocked_accounts()
+            .await
+            .map_err(|error| ApiError::internal("reading blocked accounts", &error))?;
+        Ok(tickets
+            .into_iter()
+            .map(BlockedAccount::from_ticket)
+            .collect())
     }
 
-    /// Support staff: a help-desk ticket by number.
+    /// Support staff: a help-desk ticket by number; null when there is none.
     async fn support_ticket(
         &self,
         ctx: &Context<'_>,
         number: String,
     ) -> GqlResult<Option<SupportTicket>> {
         identity(ctx)?.support_agent()?;
-        let _ = number;
-        Err(ApiError::NotImplemented("supportTicket").into())
+        let number = parse("number", &number, TicketNumber::parse)?;
+        Ok(service(ctx).ticket(&number).await?)
     }
 
-    /// Auditors (and support): every event, in commit order.
+    /// Auditors and support: every event ever recorded, in commit order,
+    /// filtered; pages stay stable while events keep arriving.
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -320,21 +384,38 @@ impl Query {
         #[graphql(default_with = "Some(100)")] first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<AuditEventConnection> {
-        identity(ctx)?;
-        let _ = (filter, first, after);
-        Err(ApiError::NotImplemented("auditLog").into())
+        auditor(ctx)?;
+        let filter = filter
+            .map(AuditFilter::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let first = page_size(first, 100)?;
+        let page = service(ctx)
+            .views()
+            .audit_log(&filter, first, after.as_deref())
+            .await
+            .map_err(|error| view_error("reading the audit log", error))?;
+        Ok(AuditEventConnection::from_view(page))
     }
 
-    /// The grants in force in an organization at a past instant.
+    /// Auditors and support: who had which role in the organization at a past
+    /// instant, answered from its events.
     async fn access_as_of(
         &self,
         ctx: &Context<'_>,
         organization_id: ID,
         at: chrono::DateTime<chrono::Utc>,
     ) -> GqlResult<Vec<Grant>> {
-        identity(ctx)?;
-        let _ = (organization_id, at);
-        Err(ApiError::NotImplemented("accessAsOf").into())
+        auditor(ctx)?;
+        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
+        let service = service(ctx);
+        service.organization(&organization)?;
+        let grants = service
+            .views()
+            .access_as_of(&organization, at)
+            .await
+            .map_err(|error| ApiError::internal("answering accessAsOf", &error))?;
+        Ok(grants.into_iter().map(Grant).collect())
     }
 
     /// May the person do this in the organization, and why. Any caller about
@@ -457,10 +538,7 @@ fn acted_on(
             &"the request is not in the state",
         )
     })?;
-    Ok(RoleRequest {
-        organization: organization.clone(),
-        request: request.clone(),
-    })
+    Ok(RoleRequest::from_state(organization, request))
 }
 
 impl Mutation {
@@ -647,13 +725,7 @@ impl Mutation {
         };
         let grants = grants
             .iter()
-            .map(|(organization, grant)| {
-                Ok(Grant::new(
-                    service.organization(organization)?,
-                    &caller.person,
-                    grant,
-                ))
-            })
+            .map(|(organization, grant)| Ok(Grant::from_state(organization, &caller.person, grant)))
             .collect::<ApiResult<Vec<Grant>>>()?;
         Ok(ClinicianConnection {
             npi: clinician.npi.to_string(),
@@ -667,7 +739,8 @@ impl Mutation {
         Err(ApiError::NotImplemented("markNotificationRead").into())
     }
 
-    /// Support staff: approve (proof checked by hand) or deny a blocked request.
+    /// Support staff: approve (proof checked by hand) or deny a blocked
+    /// request; approving makes the person a Security Official.
     async fn resolve_ticket(
         &self,
         ctx: &Context<'_>,
@@ -675,9 +748,25 @@ impl Mutation {
         approve: bool,
         note: Option<String>,
     ) -> GqlResult<SupportTicket> {
-        identity(ctx)?.support_agent()?;
-        let _ = (number, approve, note);
-        Err(ApiError::NotImplemented("resolveTicket").into())
+        let agent = identity(ctx)?.support_agent()?;
+        let number = parse("number", &number, TicketNumber::parse)?;
+        let note = self::note("note", note)?;
+        let service = service(ctx);
+        let ticket = service
+            .ticket(&number)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("No help-desk ticket {number}.")))?;
+        let organization = ticket.0.organization.clone();
+        let command = OrganizationCommand::ResolveTicket {
+            ticket: number.clone(),
+            approve,
+            by: agent.person().clone(),
+            note,
+        };
+        service.execute(&organization, command).await?;
+        Ok(service.ticket(&number).await?.ok_or_else(|| {
+            ApiError::internal("reading a resolved ticket", &"the ticket left the view")
+        })?)
     }
 
     /// Support staff: let a blocked person try their proof again (three fresh
@@ -724,11 +813,7 @@ impl Mutation {
         let grant = executed.state.grant_of(&person).ok_or_else(|| {
             ApiError::internal("reading a role change", &"the grant is not in the state")
         })?;
-        Ok(Grant::new(
-            service.organization(&organization)?,
-            &person,
-            grant,
-        ))
+        Ok(Grant::from_state(&organization, &person, grant))
     }
 
     /// Support staff: remove a Security Official who left. Removing the last

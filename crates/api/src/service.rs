@@ -2,6 +2,7 @@
 //! services, the event store and the reference data meet.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use access_domain::aggregate::Grant as GrantState;
 use access_domain::identifiers::{Npi, OrganizationId, PersonId, TicketNumber};
@@ -9,6 +10,7 @@ use access_domain::roles::Role;
 use access_domain::services::{OrganizationServices, ServiceError, SystemClock, TicketNumbers};
 use access_domain::AccessError;
 use access_domain::{Organization as OrganizationState, OrganizationCommand, OrganizationEvent};
+use access_projections::{Projector, Views};
 use access_reference::ReferenceData;
 use access_store::{AggregateStore, Database};
 use async_trait::async_trait;
@@ -16,7 +18,7 @@ use async_trait::async_trait;
 use crate::clinician::FailureLimiter;
 use crate::error::{ApiError, ApiResult};
 use crate::observe::{Metrics, MutationLimit};
-use crate::types::Organization;
+use crate::types::{Organization, SupportTicket};
 
 /// Help-desk ticket numbers from the database's system-wide sequence.
 struct DatabaseTickets(Database);
@@ -49,10 +51,16 @@ struct Inner {
     organizations: AggregateStore<OrganizationState>,
     reference: Arc<ReferenceData>,
     database: Database,
+    projector: Projector,
+    views: Views,
     clinician_failures: FailureLimiter,
     metrics: Arc<Metrics>,
     mutation_limit: Arc<MutationLimit>,
 }
+
+/// Longest a mutation waits for the views to show its effect before
+/// answering anyway (the command is durable either way).
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
 /// Mutations one person may make per second on average, and in a burst.
 const MUTATIONS_PER_SECOND: f64 = 50.0;
@@ -63,7 +71,7 @@ const MUTATION_BURST: f64 = 100.0;
 const CONFLICT_RETRIES: usize = 3;
 
 impl AccessService {
-    pub fn new(database: Database, reference: Arc<ReferenceData>) -> Self {
+    pub fn new(database: Database, reference: Arc<ReferenceData>, projector: Projector) -> Self {
         let services = OrganizationServices {
             reference: reference.clone(),
             tickets: Arc::new(DatabaseTickets(database.clone())),
@@ -74,7 +82,9 @@ impl AccessService {
             inner: Arc::new(Inner {
                 organizations,
                 reference,
+                views: Views::new(database.clone()),
                 database,
+                projector,
                 clinician_failures: FailureLimiter::default(),
                 metrics: Arc::default(),
                 mutation_limit: Arc::new(MutationLimit::new(MUTATIONS_PER_SECOND, MUTATION_BURST)),
@@ -98,6 +108,10 @@ impl AccessService {
         &self.inner.clinician_failures
     }
 
+    pub fn views(&self) -> &Views {
+        &self.inner.views
+    }
+
     pub fn database(&self) -> &Database {
         &self.inner.database
     }
@@ -112,6 +126,16 @@ impl AccessService {
             .ok_or_else(|| {
                 ApiError::NotFound(format!("No organization {id} in the reference data."))
             })
+    }
+
+    /// A help-desk ticket from the support desk view.
+    pub async fn ticket(&self, number: &TicketNumber) -> ApiResult<Option<SupportTicket>> {
+        self.inner
+            .views
+            .support_ticket(number)
+            .await
+            .map(|ticket| ticket.map(SupportTicket))
+            .map_err(|error| ApiError::internal(&format!("reading ticket {number}"), &error))
     }
 
     /// The organization's current state, straight from its events.
@@ -138,6 +162,21 @@ impl AccessService {
                 ApiError::from_command(&format!("command on organization {id}"), error)
             })?;
         self.inner.metrics.events_appended(committed.events.len());
+        if let Some(position) = committed.position {
+            // Read-your-writes: what the caller reads next shows this command.
+            if let Err(lagging) = self
+                .inner
+                .projector
+                .wait_for(position, READ_YOUR_WRITES_WAIT)
+                .await
+            {
+                tracing::warn!(
+                    position = lagging.position,
+                    reached = lagging.reached,
+                    "views still behind a committed command; answering anyway"
+                );
+            }
+        }
         Ok(Executed {
             state: committed.aggregate,
             events: committed

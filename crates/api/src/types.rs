@@ -1,10 +1,11 @@
 //! GraphQL object types, built from the aggregate's state and the reference
 //! data. Enums mirror the domain's so the two cannot drift.
 
-use access_domain::aggregate::{self, FailedProof as DomainFailedProof};
+use access_domain::aggregate;
 use access_domain::identifiers::{OrganizationId, PersonId, RoleRequestId};
+use access_projections as views;
 use access_reference::OrganizationRecord;
-use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use crate::error::GqlResult;
@@ -167,70 +168,84 @@ impl Person {
 }
 
 /// A request for a role in one organization.
-pub struct RoleRequest {
-    pub organization: OrganizationId,
-    pub request: aggregate::RoleRequest,
+pub struct RoleRequest(pub views::RoleRequest);
+
+impl RoleRequest {
+    /// From the organization's state, as a command left it.
+    pub fn from_state(organization: &OrganizationId, request: &aggregate::RoleRequest) -> Self {
+        RoleRequest(views::RoleRequest {
+            id: RoleRequestId {
+                organization: organization.clone(),
+                request: request.id,
+            },
+            person: request.person.clone(),
+            role: request.role,
+            state: request.state,
+            submitted_at: request.submitted_at,
+            decided_at: request.decided_at,
+            decided_by: request.decided_by.clone(),
+            reason: request.reason.clone(),
+            failed_attempts: request.failed_attempts,
+            ticket: request.ticket.as_ref().map(|ticket| ticket.number.clone()),
+        })
+    }
 }
 
 #[Object]
 impl RoleRequest {
     /// `<organization id>/<uuid>`.
     async fn id(&self) -> ID {
-        ID(RoleRequestId {
-            organization: self.organization.clone(),
-            request: self.request.id,
-        }
-        .to_string())
+        ID(self.0.id.to_string())
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
         Ok(ctx
             .data_unchecked::<AccessService>()
-            .organization(&self.organization)?)
+            .organization(&self.0.id.organization)?)
     }
 
     async fn requester(&self) -> Person {
-        Person::known_by_id(&self.request.person)
+        Person::known_by_id(&self.0.person)
     }
 
     async fn role(&self) -> Role {
-        self.request.role.into()
+        self.0.role.into()
     }
 
     async fn state(&self) -> RequestState {
-        self.request.state.into()
+        self.0.state.into()
     }
 
     async fn submitted_at(&self) -> DateTime<Utc> {
-        self.request.submitted_at
+        self.0.submitted_at
     }
 
     async fn decided_at(&self) -> Option<DateTime<Utc>> {
-        self.request.decided_at
+        self.0.decided_at
     }
 
     /// The Security Official or support agent who decided; null for an
     /// automatic approval on a valid proof.
     async fn decided_by(&self) -> Option<Person> {
-        self.request.decided_by.as_ref().map(Person::known_by_id)
+        self.0.decided_by.as_ref().map(Person::known_by_id)
     }
 
     /// The denial reason or the support agent's note.
     async fn reason(&self) -> Option<&str> {
-        self.request.reason.as_deref()
+        self.0.reason.as_deref()
     }
 
     /// Failed proofs since the request opened or was last unblocked.
     async fn failed_attempts(&self) -> i32 {
-        i32::from(self.request.failed_attempts)
+        i32::from(self.0.failed_attempts)
     }
 
     /// The help-desk ticket opened when the requester was blocked.
-    async fn ticket(&self) -> Option<SupportTicket> {
-        self.request.ticket.as_ref().map(|_| SupportTicket {
-            organization: self.organization.clone(),
-            request: self.request.clone(),
-        })
+    async fn ticket(&self, ctx: &Context<'_>) -> GqlResult<Option<SupportTicket>> {
+        let Some(number) = &self.0.ticket else {
+            return Ok(None);
+        };
+        Ok(ctx.data_unchecked::<AccessService>().ticket(number).await?)
     }
 }
 
@@ -246,51 +261,45 @@ pub struct RequestRolePayload {
 }
 
 /// A help-desk ticket opened by the third failed proof.
-pub struct SupportTicket {
-    pub organization: OrganizationId,
-    pub request: aggregate::RoleRequest,
-}
-
-impl SupportTicket {
-    fn ticket(&self) -> &aggregate::Ticket {
-        self.request
-            .ticket
-            .as_ref()
-            .expect("a SupportTicket is built only for a request with a ticket")
-    }
-}
+pub struct SupportTicket(pub views::Ticket);
 
 #[Object]
 impl SupportTicket {
     /// e.g. CS00000123
     async fn number(&self) -> &str {
-        self.ticket().number.as_str()
+        self.0.number.as_str()
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
         Ok(ctx
             .data_unchecked::<AccessService>()
-            .organization(&self.organization)?)
+            .organization(&self.0.organization)?)
     }
 
+    /// The blocked person.
     async fn person(&self) -> Person {
-        Person::known_by_id(&self.request.person)
+        Person::known_by_id(&self.0.person)
     }
 
+    /// When the person was blocked.
     async fn opened_at(&self) -> DateTime<Utc> {
-        self.ticket().opened_at
+        self.0.opened_at
     }
 
     async fn state(&self) -> TicketState {
-        self.ticket().state.into()
+        self.0.state.into()
     }
 
     /// Masked values of each failed proof; never full values.
     async fn attempts(&self) -> Vec<FailedProof> {
-        self.request
-            .failed_proofs
+        self.0
+            .attempts
             .iter()
-            .map(FailedProof::from)
+            .map(|failed| FailedProof {
+                at: failed.at,
+                masked_proof: failed.masked_proof.clone(),
+                reason: failed.mismatch.message().to_string(),
+            })
             .collect()
     }
 }
@@ -304,44 +313,50 @@ pub struct FailedProof {
     pub reason: String,
 }
 
-impl From<&DomainFailedProof> for FailedProof {
-    fn from(failed: &DomainFailedProof) -> Self {
-        FailedProof {
-            at: failed.at,
-            masked_proof: failed.masked_proof.clone(),
-            reason: failed.mismatch.message().to_string(),
-        }
+/// A person's role in an organization.
+pub struct Grant(pub views::Grant);
+
+impl Grant {
+    /// From the organization's state, as a command left it.
+    pub fn from_state(
+        organization: &OrganizationId,
+        person: &PersonId,
+        grant: &aggregate::Grant,
+    ) -> Self {
+        Grant(views::Grant {
+            organization: organization.clone(),
+            person: person.clone(),
+            role: grant.role,
+            granted_at: grant.granted_at,
+        })
     }
 }
 
-/// A person's role in an organization.
-#[derive(SimpleObject)]
-#[graphql(complex)]
-pub struct Grant {
-    pub organization: Organization,
-    pub person: Person,
-    pub role: Role,
-    pub granted_at: DateTime<Utc>,
-}
-
-#[ComplexObject]
+#[Object]
 impl Grant {
+    async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
+        Ok(ctx
+            .data_unchecked::<AccessService>()
+            .organization(&self.0.organization)?)
+    }
+
+    async fn person(&self) -> Person {
+        Person::known_by_id(&self.0.person)
+    }
+
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+
+    async fn granted_at(&self) -> DateTime<Utc> {
+        self.0.granted_at
+    }
+
     /// What the role lets the person do here.
     async fn capabilities(&self) -> Vec<Capability> {
-        access_domain::capabilities::capabilities(self.role.into(), self.organization.0.kind)
+        access_domain::capabilities::capabilities(self.0.role, self.0.organization.kind())
             .iter()
             .map(|capability| (*capability).into())
             .collect()
-    }
-}
-
-impl Grant {
-    pub fn new(organization: Organization, person: &PersonId, grant: &aggregate::Grant) -> Self {
-        Grant {
-            organization,
-            person: Person::known_by_id(person),
-            role: grant.role.into(),
-            granted_at: grant.granted_at,
-        }
     }
 }

@@ -1,0 +1,487 @@
+//! What people see, read from the views right after the commands that changed
+//! it (read-your-writes): Manage Access, the pending queue, the support desk,
+//! the audit log and access as of an instant.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const MANAGE_ACCESS: &str = "{ manageAccess {
+    tabs { type connections { organization { id } role connectedUsers pendingUsers } }
+    openRequests { state organization { id } }
+    performanceFeedbackOrganizations { id }
+} }";
+
+const PENDING: &str = "query($org: ID, $first: Int, $after: String) {
+    pendingRequests(organizationId: $org, first: $first, after: $after) {
+        totalCount pageInfo { hasNextPage endCursor } edges { cursor node { requester { id } organization { id } } }
+    }
+}";
+
+const RIVERSIDE: &str = "practice:345678912";
+
+fn riverside_proof() -> Value {
+    json!({ "tin": "345678912", "npi": "1245319599", "ptan": "RF5678" })
+}
+
+fn requesters(page: &Response) -> Vec<String> {
+    page.data("pendingRequests.edges")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| {
+            edge["node"]["requester"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn manage_access_shows_roles_counts_open_requests_and_clinician_feedback_organizations() {
+    for app in spawn_apps().await {
+        app.first_security_official_of_greenville("alice").await;
+        let bob = app.pending_staff_request("bob").await;
+        app.pending_staff_request("carol").await;
+        app.decide("alice", &bob, true)
+            .await
+            .data("approveRoleRequest");
+
+        let alice = app
+            .graphql(Some(&token("alice", &[])), MANAGE_ACCESS, json!({}))
+            .await;
+        assert_eq!(
+            alice.data("manageAccess.tabs"),
+            &json!([{ "type": "PRACTICE", "connections": [{
+                "organization": { "id": GREENVILLE }, "role": "SECURITY_OFFICIAL", "connectedUsers": 2, "pendingUsers": 1
+            }] }]),
+            "{}",
+            app.label
+        );
+        let bob_view = app
+            .graphql(Some(&token("bob", &[])), MANAGE_ACCESS, json!({}))
+            .await;
+        assert_eq!(
+            bob_view.data("manageAccess.tabs")[0]["connections"][0],
+            json!({ "organization": { "id": GREENVILLE }, "role": "STAFF_USER", "connectedUsers": null, "pendingUsers": null }),
+            "{}",
+            app.label
+        );
+        let carol = app
+            .graphql(Some(&token("carol", &[])), MANAGE_ACCESS, json!({}))
+            .await;
+        assert_eq!(carol.data("manageAccess.tabs"), &json!([]), "{}", app.label);
+        assert_eq!(
+            carol.data("manageAccess.openRequests"),
+            &json!([{ "state": "PENDING", "organization": { "id": GREENVILLE } }]),
+            "{}",
+            app.label
+        );
+
+        let laura = named_token("laura", "Laura Colburn");
+        app.graphql(
+            Some(&laura),
+            "mutation { connectAsClinician { npi } }",
+            json!({}),
+        )
+        .await
+        .data("connectAsClinician");
+        let clinician = app.graphql(Some(&laura), MANAGE_ACCESS, json!({})).await;
+        assert_eq!(
+            clinician.data("manageAccess.tabs"),
+            &json!([{ "type": "PRACTICE", "connections": [{
+                "organization": { "id": GREENVILLE }, "role": "CLINICIAN", "connectedUsers": null, "pendingUsers": null
+            }] }]),
+            "{}",
+            app.label
+        );
+        let mut feedback: Vec<String> = clinician
+            .data("manageAccess.performanceFeedbackOrganizations")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|organization| organization["id"].as_str().unwrap().to_string())
+            .collect();
+        feedback.sort();
+        assert_eq!(
+            feedback,
+            vec!["apm-entity:A1234", "virtual-group:VG-00123"],
+            "{}",
+            app.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_pending_queue_lists_every_organization_of_the_security_official_oldest_first_in_stable_pages(
+) {
+    for app in spawn_apps().await {
+        app.first_security_official_of_greenville("alice").await;
+        let riverside = app
+            .request_role("alice", RIVERSIDE, "SECURITY_OFFICIAL", riverside_proof())
+            .await;
+        assert_eq!(
+            riverside.data("requestRole.request.state"),
+            "APPROVED",
+            "{}",
+            app.label
+        );
+        for (person, organization) in [
+            ("p1", GREENVILLE),
+            ("p2", RIVERSIDE),
+            ("p3", GREENVILLE),
+            ("p4", RIVERSIDE),
+            ("p5", GREENVILLE),
+        ] {
+            let response = app
+                .request_role(person, organization, "STAFF_USER", Value::Null)
+                .await;
+            assert_eq!(
+                response.data("requestRole.request.state"),
+                "PENDING",
+                "{}",
+                app.label
+            );
+        }
+        let alice = token("alice", &[]);
+        let first = app
+            .graphql(Some(&alice), PENDING, json!({ "first": 2 }))
+            .await;
+        assert_eq!(first.data("pendingRequests.totalCount"), 5, "{}", app.label);
+        assert_eq!(requesters(&first), vec!["p1", "p2"], "{}", app.label);
+        assert_eq!(
+            first.data("pendingRequests.pageInfo.hasNextPage"),
+            true,
+            "{}",
+            app.label
+        );
+
+        // A request arriving between pages does not shift the pages already read.
+        app.request_role("p6", GREENVILLE, "STAFF_USER", Value::Null)
+            .await;
+        let cursor = first.data("pendingRequests.pageInfo.endCursor").clone();
+        let second = app
+            .graphql(
+                Some(&alice),
+                PENDING,
+                json!({ "first": 2, "after": cursor }),
+            )
+            .await;
+        assert_eq!(requesters(&second), vec!["p3", "p4"], "{}", app.label);
+
+        let riverside_only = app
+            .graphql(Some(&alice), PENDING, json!({ "org": RIVERSIDE }))
+            .await;
+        assert_eq!(
+            requesters(&riverside_only),
+            vec!["p2", "p4"],
+            "{}",
+            app.label
+        );
+
+        let stranger = app
+            .graphql(
+                Some(&token("mallory", &[])),
+                PENDING,
+                json!({ "org": GREENVILLE }),
+            )
+            .await;
+        assert_eq!(
+            stranger.data("pendingRequests.totalCount"),
+            0,
+            "{}",
+            app.label
+        );
+
+        let too_big = app
+            .graphql(Some(&alice), PENDING, json!({ "first": 101 }))
+            .await;
+        assert_eq!(
+            too_big.error()["extensions"]["field"],
+            "first",
+            "{}",
+            app.label
+        );
+        let forged = app
+            .graphql(Some(&alice), PENDING, json!({ "after": "not-a-cursor" }))
+            .await;
+        assert_eq!(
+            forged.error()["extensions"]["field"],
+            "after",
+            "{}",
+            app.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn support_sees_the_blocked_account_and_resolves_its_ticket() {
+    for app in spawn_apps().await {
+        for _ in 0..3 {
+            app.request_role(
+                "carol",
+                GREENVILLE,
+                "SECURITY_OFFICIAL",
+                wrong_greenville_proof(),
+            )
+            .await;
+        }
+        let support = token("sam", &["support"]);
+        let blocked = app
+            .graphql(
+                Some(&support),
+                "{ blockedAccounts { person { id } organization { id } ticket { number state attempts { maskedProof reason } } } }",
+                json!({}),
+            )
+            .await;
+        let accounts = blocked.data("blockedAccounts").as_array().unwrap().clone();
+        assert_eq!(accounts.len(), 1, "{}", app.label);
+        assert_eq!(accounts[0]["person"]["id"], "carol", "{}", app.label);
+        assert_eq!(
+            accounts[0]["ticket"]["attempts"].as_array().unwrap().len(),
+            3,
+            "{}",
+            app.label
+        );
+        assert_eq!(
+            accounts[0]["ticket"]["attempts"][0]["reason"],
+            "the PTAN does not match that clinician's enrollment",
+            "{}",
+            app.label
+        );
+        let number = accounts[0]["ticket"]["number"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        let not_support = app
+            .graphql(
+                Some(&token("alice", &[])),
+                "{ blockedAccounts { person { id } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(not_support.code(), "FORBIDDEN", "{}", app.label);
+
+        let resolved = app
+            .graphql(
+                Some(&support),
+                "mutation($n: String!) { resolveTicket(number: $n, approve: true, note: \"checked by phone\") { state person { id } } }",
+                json!({ "n": number }),
+            )
+            .await;
+        assert_eq!(
+            resolved.data("resolveTicket.state"),
+            "RESOLVED_APPROVED",
+            "{}",
+            app.label
+        );
+        let again = app
+            .graphql(
+                Some(&support),
+                "mutation($n: String!) { resolveTicket(number: $n, approve: false) { state } }",
+                json!({ "n": number }),
+            )
+            .await;
+        assert_eq!(again.code(), "REQUEST_NOT_PENDING", "{}", app.label);
+
+        let carol = app
+            .graphql(Some(&token("carol", &[])), MANAGE_ACCESS, json!({}))
+            .await;
+        assert_eq!(
+            carol.data("manageAccess.tabs")[0]["connections"][0]["role"],
+            "SECURITY_OFFICIAL",
+            "{}",
+            app.label
+        );
+        let none_blocked = app
+            .graphql(
+                Some(&support),
+                "{ blockedAccounts { person { id } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            none_blocked.data("blockedAccounts"),
+            &json!([]),
+            "{}",
+            app.label
+        );
+        let unknown = app
+            .graphql(
+                Some(&support),
+                "{ supportTicket(number: \"CS99999999\") { number } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(unknown.data("supportTicket"), &Value::Null, "{}", app.label);
+    }
+}
+
+#[tokio::test]
+async fn auditors_read_the_whole_history_filtered_and_others_cannot() {
+    for app in spawn_apps().await {
+        app.first_security_official_of_greenville("alice").await;
+        let bob = app.pending_staff_request("bob").await;
+        app.decide("alice", &bob, true)
+            .await
+            .data("approveRoleRequest");
+        let query = "query($filter: AuditFilter, $first: Int, $after: String) {
+            auditLog(filter: $filter, first: $first, after: $after) {
+                pageInfo { hasNextPage endCursor }
+                edges { node { position organizationId sequence eventType eventVersion actor { id } payload } }
+            }
+        }";
+        let auditor = token("audrey", &["auditor"]);
+        let all = app.graphql(Some(&auditor), query, json!({})).await;
+        let events = all.data("auditLog.edges").as_array().unwrap().clone();
+        let types: Vec<&str> = events
+            .iter()
+            .map(|edge| edge["node"]["eventType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                "RoleRequested",
+                "ProofAccepted",
+                "RoleGranted",
+                "RoleRequested",
+                "RoleRequestApproved",
+                "RoleGranted"
+            ],
+            "{}",
+            app.label
+        );
+        let positions: Vec<i64> = events
+            .iter()
+            .map(|edge| edge["node"]["position"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            positions.windows(2).all(|pair| pair[0] < pair[1]),
+            "{}: {positions:?}",
+            app.label
+        );
+        assert_eq!(events[4]["node"]["actor"]["id"], "alice", "{}", app.label);
+        assert_eq!(events[4]["node"]["sequence"], 5, "{}", app.label);
+
+        let bobs = app
+            .graphql(
+                Some(&auditor),
+                query,
+                json!({ "filter": { "personId": "bob" } }),
+            )
+            .await;
+        assert_eq!(
+            bobs.data("auditLog.edges").as_array().unwrap().len(),
+            3,
+            "{}",
+            app.label
+        );
+        let grants = app
+            .graphql(
+                Some(&auditor),
+                query,
+                json!({ "filter": { "eventTypes": ["RoleGranted"] }, "first": 1 }),
+            )
+            .await;
+        assert_eq!(
+            grants.data("auditLog.pageInfo.hasNextPage"),
+            true,
+            "{}",
+            app.label
+        );
+        let cursor = grants.data("auditLog.pageInfo.endCursor").clone();
+        let next = app
+            .graphql(
+                Some(&auditor),
+                query,
+                json!({ "filter": { "eventTypes": ["RoleGranted"] }, "after": cursor }),
+            )
+            .await;
+        assert_eq!(
+            next.data("auditLog.edges")[0]["node"]["payload"]
+                .as_str()
+                .unwrap()
+                .contains("bob"),
+            true,
+            "{}",
+            app.label
+        );
+
+        let refused = app
+            .graphql(Some(&token("alice", &[])), query, json!({}))
+            .await;
+        assert_eq!(refused.code(), "FORBIDDEN", "{}", app.label);
+    }
+}
+
+#[tokio::test]
+async fn access_as_of_answers_who_held_which_role_at_past_instants() {
+    for app in spawn_apps().await {
+        let before = chrono::Utc::now();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        app.first_security_official_of_greenville("alice").await;
+        let bob = app.pending_staff_request("bob").await;
+        app.decide("alice", &bob, true)
+            .await
+            .data("approveRoleRequest");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let both = chrono::Utc::now();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        app.graphql(
+            Some(&token("alice", &[])),
+            "mutation { revokeAccess(organizationId: \"practice:123456789\", personId: \"bob\") }",
+            json!({}),
+        )
+        .await
+        .data("revokeAccess");
+
+        let query = "query($at: DateTime!) { accessAsOf(organizationId: \"practice:123456789\", at: $at) { person { id } role } }";
+        let auditor = token("audrey", &["auditor"]);
+        let people = |response: Response| {
+            let mut people: Vec<String> = response
+                .data("accessAsOf")
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|grant| {
+                    format!(
+                        "{} {}",
+                        grant["person"]["id"].as_str().unwrap(),
+                        grant["role"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            people.sort();
+            people
+        };
+        let at_start = app
+            .graphql(Some(&auditor), query, json!({ "at": before }))
+            .await;
+        assert_eq!(people(at_start), Vec::<String>::new(), "{}", app.label);
+        let in_between = app
+            .graphql(Some(&auditor), query, json!({ "at": both }))
+            .await;
+        assert_eq!(
+            people(in_between),
+            vec!["alice SECURITY_OFFICIAL", "bob STAFF_USER"],
+            "{}",
+            app.label
+        );
+        let now = app
+            .graphql(Some(&auditor), query, json!({ "at": chrono::Utc::now() }))
+            .await;
+        assert_eq!(
+            people(now),
+            vec!["alice SECURITY_OFFICIAL"],
+            "{}",
+            app.label
+        );
+
+        let refused = app
+            .graphql(Some(&token("alice", &[])), query, json!({ "at": both }))
+            .await;
+        assert_eq!(refused.code(), "FORBIDDEN", "{}", app.label);
+    }
+}
