@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use access_api::AccessService;
-use access_projections::{Projector, ProjectorOptions};
+use access_domain::identifiers::OrganizationId;
+use access_notifications::Sender;
+use access_projections::{OrganizationNames, Projector, ProjectorOptions};
 use access_reference::{ReferenceData, ReferenceDataError};
 use access_store::{Database, StoreError};
 use tokio::net::TcpListener;
@@ -40,10 +42,28 @@ pub struct RunningServer {
     pub handle: JoinHandle<std::io::Result<()>>,
 }
 
+/// Notifications name organizations as the reference data does.
+struct ReferenceNames(Arc<ReferenceData>);
+
+impl OrganizationNames for ReferenceNames {
+    fn legal_name(&self, organization: &OrganizationId) -> Option<String> {
+        self.0
+            .organization(organization)
+            .map(|record| record.legal_business_name.clone())
+    }
+}
+
+impl std::fmt::Debug for ReferenceNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReferenceNames({})", self.0.version())
+    }
+}
+
 /// Loads the reference data, opens and migrates the database, starts the
-/// projector (catch-up, then following the log) and starts serving. Returns
-/// once the listener is bound; the server stops when `shutdown` completes,
-/// after finishing the requests in flight, and the projector with it.
+/// projector (catch-up, then following the log) and the email sender, and
+/// starts serving. Returns once the listener is bound; the server stops when
+/// `shutdown` completes, after finishing the requests in flight, and the
+/// projector and the sender with it (the sender after the email in hand).
 pub async fn start(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -73,8 +93,19 @@ pub async fn start(
         address: settings.listen,
         error,
     })?;
-    let projector = Projector::start(database.clone(), ProjectorOptions::default());
-    let service = AccessService::new(database, Arc::new(reference), projector.clone());
+    let reference = Arc::new(reference);
+    let projector = Projector::start(
+        database.clone(),
+        ProjectorOptions {
+            organization_names: Some(Arc::new(ReferenceNames(reference.clone()))),
+            ..ProjectorOptions::default()
+        },
+    );
+    if settings.mail.smtp.is_none() {
+        tracing::info!("ACCESS_SMTP_URL is not set: notification emails are written to the log");
+    }
+    let sender = Sender::start(database.clone(), settings.mail, projector.applied());
+    let service = AccessService::new(database, reference, projector.clone());
     let app = access_api::router(service, verifier);
     let serving = projector.clone();
     let handle = tokio::spawn(async move {
@@ -82,6 +113,7 @@ pub async fn start(
             .with_graceful_shutdown(shutdown)
             .await;
         serving.shutdown().await;
+        sender.shutdown().await;
         served
     });
     Ok(RunningServer {

@@ -1,6 +1,6 @@
 //! `access-server [serve]` starts the server; the other subcommands export the
-//! schema, generate reference data, sign development tokens, rebuild the views and
-//! export the audit log.
+//! schema, generate reference data, sign development tokens, rebuild the views,
+//! export the audit log and list the emails that could not be delivered.
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
@@ -32,8 +32,11 @@ commands:
                             fresh tables and swap them in; a running server keeps serving
   export-audit [--from POS] [--to POS] [--format jsonl|csv]
                             print the audit log (positions inclusive), streaming
+  undelivered-emails        list the notification emails given up (dead letters) or
+                            without a usable address, oldest first
 
-rebuild and export-audit use DATABASE_URL like serve (default sqlite://data/access.db).
+rebuild, export-audit and undelivered-emails use DATABASE_URL like serve (default
+sqlite://data/access.db).
 ";
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         "dev-token" => dev_token(options),
         "rebuild" => rebuild(options),
         "export-audit" => export_audit(options),
+        "undelivered-emails" => undelivered_emails(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -68,10 +72,12 @@ fn main() -> ExitCode {
 }
 
 fn serve() -> Result<(), String> {
+    // Logs go to standard error: standard output is the subcommands' data.
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let settings =
         Settings::from_env(|name| std::env::var(name).ok()).map_err(|error| error.to_string())?;
@@ -199,9 +205,9 @@ const PROGRESS_IN_LOG: Duration = Duration::from_secs(5);
 
 fn rebuild(options: &[String]) -> Result<(), String> {
     let views = match options.first().map(String::as_str) {
-        None | Some("all") => View::ALL.to_vec(),
+        None | Some("all") => View::REBUILDABLE.to_vec(),
         Some(name) => vec![View::parse(name).ok_or_else(|| {
-            let names: Vec<&str> = View::ALL.iter().map(|view| view.name()).collect();
+            let names: Vec<&str> = View::REBUILDABLE.iter().map(|view| view.name()).collect();
             format!(
                 "rebuild: no view {name:?}; expected one of {} or all",
                 names.join(", ")
@@ -274,6 +280,36 @@ fn export_audit(options: &[String]) -> Result<(), String> {
         out.flush()
             .map_err(|error| format!("export-audit: {error}"))?;
         eprintln!("exported {written} events");
+        Ok(())
+    })
+}
+
+/// Support's view of the outbox: what never reached its recipient, and why.
+fn undelivered_emails() -> Result<(), String> {
+    with_database(|database| async move {
+        let emails = access_projections::Outbox::new(database)
+            .undelivered()
+            .await
+            .map_err(|error| format!("undelivered-emails: {error}"))?;
+        println!(
+            "position\trecipient\torganization\tstate\tattempts\tlast attempt\tsubject\tlast error"
+        );
+        for email in &emails {
+            let last_attempt = email
+                .last_attempt_at
+                .map_or_else(String::new, |at| at.to_rfc3339());
+            println!(
+                "{}\t{}\t{}\t{:?}\t{}\t{last_attempt}\t{}\t{}",
+                email.position,
+                email.recipient,
+                email.organization,
+                email.state,
+                email.attempts,
+                email.subject,
+                email.last_error.as_deref().unwrap_or(""),
+            );
+        }
+        eprintln!("{} undelivered emails", emails.len());
         Ok(())
     })
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use access_api::auth::{AuthConfigError, TokenVerifier, DEV_SECRET};
+use access_notifications::{MailSettings, MailSettingsError};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/access.db";
@@ -24,6 +25,8 @@ pub enum SettingsError {
     DevAuth(String),
     #[error(transparent)]
     Auth(#[from] AuthConfigError),
+    #[error(transparent)]
+    Mail(#[from] MailSettingsError),
 }
 
 /// How bearer tokens are checked.
@@ -44,6 +47,9 @@ pub struct Settings {
     pub token_key: TokenKey,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// `ACCESS_SMTP_URL` and `ACCESS_MAIL_FROM`: where notification emails go (the log,
+    /// by default) and whom they come from.
+    pub mail: MailSettings,
 }
 
 impl Settings {
@@ -73,6 +79,10 @@ impl Settings {
             token_key,
             issuer: set("ACCESS_JWT_ISSUER"),
             audience: set("ACCESS_JWT_AUDIENCE"),
+            mail: MailSettings::parse(
+                set("ACCESS_SMTP_URL").as_deref(),
+                set("ACCESS_MAIL_FROM").as_deref(),
+            )?,
         })
     }
 
@@ -112,6 +122,31 @@ mod tests {
         assert_eq!(settings.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
         assert!(settings.reference_data.is_none());
+        assert!(settings.mail.smtp.is_none(), "emails go to the log");
+        assert_eq!(settings.mail.from.to_string(), "no-reply@localhost");
+    }
+
+    #[test]
+    fn a_malformed_smtp_url_or_sender_address_names_its_setting() {
+        let error = settings(&[
+            ("ACCESS_JWT_SECRET", "s"),
+            ("ACCESS_SMTP_URL", "mail.example.org"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("ACCESS_SMTP_URL"), "{error}");
+        let error = settings(&[("ACCESS_JWT_SECRET", "s"), ("ACCESS_MAIL_FROM", "no reply")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("ACCESS_MAIL_FROM"), "{error}");
+        let settings = settings(&[
+            ("ACCESS_JWT_SECRET", "s"),
+            ("ACCESS_SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("ACCESS_MAIL_FROM", "Access <access@example.org>"),
+        ])
+        .unwrap();
+        assert!(settings.mail.smtp.is_some());
+        assert_eq!(settings.mail.from.email.to_string(), "access@example.org");
     }
 
     #[test]

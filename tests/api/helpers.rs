@@ -47,6 +47,7 @@ pub async fn spawn_app_with(
         token_key: TokenKey::Secret(SECRET.into()),
         issuer: None,
         audience: None,
+        mail: Default::default(),
     };
     configure(&mut settings);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -278,6 +279,77 @@ pub fn greenville_proof() -> Value {
 
 pub fn wrong_greenville_proof() -> Value {
     json!({ "tin": "123456789", "npi": "1234567893", "ptan": "ZZ9999" })
+}
+
+/// The server binary in a process of its own, on a test's database: what a
+/// second server process of a deployment is. Killed when dropped.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl ServerProcess {
+    /// Starts the process and waits, off the test's runtime thread, until it
+    /// says where it listens: the in-process server keeps serving meanwhile.
+    pub async fn start(app: &TestApp) -> ServerProcess {
+        let database_url = app.database_url.clone();
+        tokio::task::spawn_blocking(move || Self::start_blocking(&database_url))
+            .await
+            .expect("the second server starts")
+    }
+
+    fn start_blocking(database_url: &str) -> ServerProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_access-server"))
+            .env_clear()
+            .env("ACCESS_LISTEN", "127.0.0.1:0")
+            .env("DATABASE_URL", database_url)
+            .env("ACCESS_JWT_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut lines = stderr.lines();
+        let mut seen = Vec::new();
+        let address = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                let address = line
+                    .split("serving GraphQL on http://")
+                    .nth(1)
+                    .and_then(|rest| rest.split('/').next())
+                    .map(str::to_string);
+                seen.push(line);
+                address
+            })
+            .unwrap_or_else(|| panic!("the second server did not start:\n{}", seen.join("\n")));
+        // Keep reading its log so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        ServerProcess {
+            child,
+            url: format!("http://{address}"),
+        }
+    }
+
+    pub async fn graphql(&self, bearer: &str, query: &str, variables: Value) -> Response {
+        let response = reqwest::Client::new()
+            .post(format!("{}/graphql", self.url))
+            .bearer_auth(bearer)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("the second server answers");
+        Response(response.json().await.expect("a JSON body"))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Everything the servers of this test process log, at debug level, so a

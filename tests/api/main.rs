@@ -3,11 +3,15 @@
 
 mod helpers;
 
+mod access_control;
 mod authentication;
 mod authorization;
 mod clinicians;
+mod first_security_officials;
 mod journeys;
+mod notifications;
 mod protection;
 mod races;
 mod start_up;
+mod subscriptions;
 mod views;

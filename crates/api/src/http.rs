@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Body;
+use axum::extract::WebSocketUpgrade;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -35,10 +38,9 @@ struct AppState {
 /// The whole HTTP surface of the server.
 pub fn router(service: AccessService, verifier: TokenVerifier) -> Router {
     let schema = schema::build(Some(service.clone()));
-    let subscriptions = GraphQLSubscription::new(schema.clone());
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
-        .route_service("/graphql/ws", subscriptions)
+        .route("/graphql/ws", get(subscriptions))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -121,6 +123,39 @@ async fn graphql(
         }
     }
     response.into()
+}
+
+/// Subscriptions over graphql-transport-ws. The token travels in the
+/// `connection_init` payload (`{"Authorization": "Bearer …"}`), since browsers
+/// cannot set headers on a WebSocket; an upgrade request's own Authorization
+/// header is used when the payload has none.
+async fn subscriptions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let verifier = state.verifier.clone();
+            GraphQLWebSocket::new(stream, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let from_payload = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|key| payload.get(key).and_then(|value| value.as_str()))
+                        .map(str::to_string);
+                    let mut data = Data::default();
+                    data.insert(verifier.caller(from_payload.or(header).as_deref()));
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
 }
 
 async fn graphiql() -> impl IntoResponse {

@@ -6,10 +6,12 @@ pub mod auth;
 mod clinician;
 pub mod error;
 mod http;
+mod notifications;
 mod observe;
 mod read_models;
 pub mod schema;
 mod service;
+mod subscriptions;
 mod types;
 
 pub use http::router;

@@ -15,6 +15,7 @@ use async_graphql::{ServerError, ServerResult, Value};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::service::AccessService;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const BUCKETS: [f64; 12] = [
@@ -185,7 +186,11 @@ impl Extension for ObserveRequest {
         let started = Instant::now();
         let limited = match (info.parent_type, ctx.data_opt::<Caller>()) {
             ("Mutation", Some(Caller::Authenticated(identity))) => {
-                self.mutation_limit.take(&identity.person).err()
+                let refused = self.mutation_limit.take(&identity.person).err();
+                if let (None, Some(service)) = (&refused, ctx.data_opt::<AccessService>()) {
+                    crate::notifications::remember(service, identity).await;
+                }
+                refused
             }
             _ => None,
         };

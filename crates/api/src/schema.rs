@@ -12,7 +12,7 @@ use access_domain::roles::Role as DomainRole;
 use access_domain::{OrganizationCommand, OrganizationEvent};
 use access_reference::SearchError;
 use async_graphql::{Context, InputObject, Object, Schema, Subscription, ID};
-use futures_util::stream;
+use futures_util::Stream;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Identity};
@@ -24,6 +24,7 @@ use crate::read_models::{
     ClinicianMatch, Decision, ManageAccess, Notification, RoleRequestConnection,
 };
 use crate::service::AccessService;
+use crate::subscriptions::{self, Audience};
 use crate::types::{
     ApmModel, Capability, Grant, Organization, OrganizationType, Person, RequestRolePayload, Role,
     RoleRequest, SupportTicket,
@@ -475,9 +476,9 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(false)")] unread_only: Option<bool>,
     ) -> GqlResult<Vec<Notification>> {
-        identity(ctx)?;
-        let _ = unread_only;
-        Err(ApiError::NotImplemented("notifications").into())
+        let caller = identity(ctx)?;
+        let unread_only = unread_only.unwrap_or(false);
+        Ok(crate::notifications::of(service(ctx), &caller.person, unread_only).await?)
     }
 }
 
@@ -734,9 +735,8 @@ impl Mutation {
     }
 
     async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> GqlResult<bool> {
-        identity(ctx)?;
-        let _ = id;
-        Err(ApiError::NotImplemented("markNotificationRead").into())
+        let caller = identity(ctx)?;
+        Ok(crate::notifications::mark_read(service(ctx), &caller.person, &id).await?)
     }
 
     /// Support staff: approve (proof checked by hand) or deny a blocked
@@ -839,24 +839,38 @@ impl Mutation {
 
 pub struct Subscription;
 
-fn not_yet(name: &'static str) -> Result<stream::Empty<RoleRequest>, async_graphql::Error> {
-    Err(ApiError::NotImplemented(name).into())
-}
-
 #[Subscription]
 impl Subscription {
     /// New, decided or withdrawn requests in organizations the caller is
-    /// Security Official of.
+    /// Security Official of (organizationId narrows it to one), as they happen
+    /// through any server.
     async fn pending_requests_changed(
         &self,
+        ctx: &Context<'_>,
         organization_id: Option<ID>,
-    ) -> Result<stream::Empty<RoleRequest>, async_graphql::Error> {
-        let _ = organization_id;
-        not_yet("pendingRequestsChanged")
+    ) -> Result<impl Stream<Item = RoleRequest>, async_graphql::Error> {
+        let caller = identity(ctx)?.person.clone();
+        let organization = organization_id
+            .map(|id| parse("organizationId", &id, OrganizationId::parse))
+            .transpose()?;
+        Ok(subscriptions::request_updates(
+            service(ctx).clone(),
+            Audience::SecurityOfficial {
+                person: caller,
+                organization,
+            },
+        ))
     }
 
-    /// State changes of the caller's own requests.
-    async fn my_request_updated(&self) -> Result<stream::Empty<RoleRequest>, async_graphql::Error> {
-        not_yet("myRequestUpdated")
+    /// State changes of the caller's own requests, as they happen through any server.
+    async fn my_request_updated(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = RoleRequest>, async_graphql::Error> {
+        let caller = identity(ctx)?.person.clone();
+        Ok(subscriptions::request_updates(
+            service(ctx).clone(),
+            Audience::Requester(caller),
+        ))
     }
 }

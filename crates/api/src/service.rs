@@ -108,6 +108,10 @@ impl AccessService {
         &self.inner.clinician_failures
     }
 
+    pub fn projector(&self) -> &Projector {
+        &self.inner.projector
+    }
+
     pub fn views(&self) -> &Views {
         &self.inner.views
     }

@@ -26,6 +26,11 @@ pub enum Error {
         column: &'static str,
     },
 
+    /// The notifications view holds what people read and which emails went out, which no
+    /// event records: a replay would lose the one and send the other again.
+    #[error("the {0} view is not rebuilt from the events: it records what people read and which emails went out")]
+    NotRebuildable(crate::View),
+
     /// A pagination cursor that this query never handed out.
     #[error("the cursor was not issued by this query")]
     InvalidCursor,

@@ -44,13 +44,23 @@
 //! | `supportTicket` | [`Views::support_ticket`]`(number)` → `Option<`[`Ticket`]`>`, with the organization for `ResolveTicket` |
 //! | `auditLog(filter, first, after)` | [`Views::audit_log`]`(filter, first, after)` → [`Page`]`<`[`AuditEntry`]`>` |
 //! | `accessAsOf` | [`Views::access_as_of`]`(organization, at)` → `Vec<`[`Grant`]`>` |
+//! | `notifications(unreadOnly)` | [`Views::notifications`]`(person, unread_only)` → `Vec<`[`Notification`]`>` (newest first) |
+//! | `markNotificationRead(id)` | [`Views::mark_notification_read`]`(person, position)` → false when they have none there |
 //!
 //! Cursors are opaque strings; one the query never issued is [`Error::InvalidCursor`]
 //! (an `INVALID_INPUT`). Pages are keyset pages, stable while events keep arriving.
 //!
+//! # Notifications
+//!
+//! The view [`View::Notifications`] tells people of the changes that concern them: a row
+//! on screen and a queued email per event and person, worded by one template module and
+//! naming organizations through [`ProjectorOptions::organization_names`]. The [`Outbox`]
+//! is the email queue a sender drains; [`People`] is the directory of addresses it sends
+//! to. docs/notifications.md has who is told what, and the delivery guarantees.
+//!
 //! # Operating
 //!
-//! [`rebuild`] refills one view from position 0 into fresh tables and swaps them in while
+//! [`rebuild`] refills one view (of [`View::REBUILDABLE`]) from position 0 into fresh tables and swaps them in while
 //! the live ones keep serving; [`export_audit`] streams the log as JSON lines or CSV.
 //! Both back `access-server rebuild` and `access-server export-audit`.
 
@@ -58,6 +68,8 @@ mod access;
 mod audit;
 mod error;
 mod events;
+mod feed;
+mod notifications;
 mod projector;
 mod read;
 mod rebuild;
@@ -70,6 +82,11 @@ pub use access::{
 };
 pub use audit::{export_audit, AuditEntry, AuditFilter, ExportFormat};
 pub use error::Error;
+pub use feed::RequestChange;
+pub use notifications::{
+    EmailState, Notification, OrganizationNames, Outbox, Outcome, PendingEmail, People,
+    UndeliveredEmail,
+};
 #[cfg(feature = "fail-points")]
 pub use projector::FailPoint;
 pub use projector::{Lagging, Projector, ProjectorOptions};

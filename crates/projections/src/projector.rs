@@ -9,12 +9,14 @@ use std::time::Duration;
 use access_store::{Database, Pool};
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use sqlx::Connection;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 use crate::error::Error;
 use crate::events::{read_batch, Batch};
+use crate::feed::RequestChange;
+use crate::notifications::OrganizationNames;
 use crate::sql::Tx;
 use crate::view::{
     apply_batch, ensure_checkpoint, lock_checkpoint, lowest_checkpoint, set_checkpoint, Target,
@@ -27,6 +29,9 @@ const LEASE_CLASS: i32 = 1_094_927_699;
 
 /// The channel the events trigger notifies with each new position.
 const CHANNEL: &str = "access_events";
+
+/// Request changes kept for subscribers slower than the log.
+const REQUEST_FEED_CAPACITY: usize = 1024;
 
 /// How often [`Projector::wait_for`] looks at the checkpoints when another process holds
 /// the leases, so that it cannot be woken by this process's progress.
@@ -42,6 +47,9 @@ pub struct ProjectorOptions {
     /// How often a process without a view's lease tries to take it over, and how long a
     /// failed view waits before trying again.
     pub retry_interval: Duration,
+    /// Names organizations in notifications; without it they are named by type and
+    /// masked key.
+    pub organization_names: Option<Arc<dyn OrganizationNames>>,
     #[cfg(feature = "fail-points")]
     pub fail_point: Option<FailPoint>,
 }
@@ -52,6 +60,7 @@ impl Default for ProjectorOptions {
             batch_size: 500,
             poll_interval: Duration::from_secs(5),
             retry_interval: Duration::from_secs(1),
+            organization_names: None,
             #[cfg(feature = "fail-points")]
             fail_point: None,
         }
@@ -80,6 +89,8 @@ struct Shared {
     /// Fired on each PostgreSQL notification (other processes' commits).
     notified: watch::Sender<()>,
     stop: watch::Sender<bool>,
+    /// Changes to role requests, for this process's subscribers.
+    requests: broadcast::Sender<RequestChange>,
     leading: [AtomicBool; View::ALL.len()],
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -95,6 +106,7 @@ impl Projector {
             progress: watch::channel(()).0,
             notified: watch::channel(()).0,
             stop: watch::channel(false).0,
+            requests: broadcast::channel(REQUEST_FEED_CAPACITY).0,
             leading: Default::default(),
             tasks: Mutex::new(Vec::new()),
         });
@@ -105,6 +117,7 @@ impl Projector {
         for view in View::ALL {
             tasks.push(tokio::spawn(run(shared.clone(), view)));
         }
+        tasks.push(tokio::spawn(feed_requests(shared.clone())));
         *shared
             .tasks
             .lock()
@@ -135,6 +148,18 @@ impl Projector {
                 }
             }
         }
+    }
+
+    /// Every change to a role request from now on, committed by any process. A
+    /// subscriber that falls more than the feed's capacity behind is told it lagged.
+    pub fn request_changes(&self) -> broadcast::Receiver<RequestChange> {
+        self.shared.requests.subscribe()
+    }
+
+    /// Changes after each batch this process applies to any view: how a consumer of a
+    /// view in this process (the email sender) learns of new rows without polling.
+    pub fn applied(&self) -> watch::Receiver<()> {
+        self.shared.progress.subscribe()
     }
 
     /// Whether this process writes `view` now (always, on SQLite).
@@ -260,7 +285,8 @@ async fn commit_batch(
         );
         return Ok(checkpoint);
     }
-    apply_batch(view, Target::Live, &mut tx, batch).await?;
+    let names = shared.options.organization_names.as_deref();
+    apply_batch(view, Target::Live, &mut tx, batch, names).await?;
     #[cfg(feature = "fail-points")]
     if shared
         .options
@@ -355,6 +381,45 @@ async fn try_lock(
         .await
 }
 
+/// Follows the log from its head for [`Projector::request_changes`], waking like the
+/// views do; it writes nothing, so every process runs it, leader or not.
+async fn feed_requests(shared: Arc<Shared>) {
+    let mut commits = shared.database.commits();
+    let mut notified = shared.notified.subscribe();
+    let mut stop = shared.stop.subscribe();
+    let mut position = loop {
+        match shared.database.head_position().await {
+            Ok(head) => break head,
+            Err(error) => {
+                tracing::warn!(%error, "the request feed cannot read the log's head; retrying");
+                if !shared.pause(shared.options.retry_interval).await {
+                    return;
+                }
+            }
+        }
+    };
+    loop {
+        match read_batch(&shared.database, position, shared.options.batch_size).await {
+            Ok(batch) if batch.through > position => {
+                for change in batch.events.iter().filter_map(RequestChange::of) {
+                    // No subscriber is not an error: the change is simply not wanted.
+                    let _ = shared.requests.send(change);
+                }
+                position = batch.through;
+                continue;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "the request feed cannot read the log; retrying"),
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            _ = commits.changed() => {}
+            _ = notified.changed() => {}
+            _ = sleep(shared.options.poll_interval) => {}
+        }
+    }
+}
+
 /// Turns PostgreSQL's notifications of commits (by any process) into wake-ups.
 async fn listen(shared: Arc<Shared>, pool: PgPool) {
     let mut stop = shared.stop.subscribe();
@@ -427,7 +492,9 @@ impl FailPoint {
             .is_ok_and(|reached| reached.is_ok())
     }
 
-    fn trip(&self) -> bool {
+    /// Whether the armed fail point stops its caller here: also for the fail points of
+    /// other crates that consume the views (the email sender).
+    pub fn trip(&self) -> bool {
         let armed = self.armed.load(Ordering::SeqCst);
         if armed {
             self.trips.send_modify(|trips| *trips += 1);

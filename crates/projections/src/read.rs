@@ -2,7 +2,8 @@
 
 use access_store::Database;
 
-/// Pure reads over the views; authorization stays with the caller.
+/// Reads over the views, and the one change people make to them (marking a notification
+/// read); authorization stays with the caller.
 ///
 /// What a read returns is as fresh as the views: right after a command, call
 /// [`Projector::wait_for`](crate::Projector::wait_for) with the command's position first.

@@ -46,12 +46,18 @@ impl Rebuilt {
 /// readers see the old tables until it commits and the new ones after, and a running
 /// projector, finding the checkpoint moved, resumes from it. Leftover fresh tables of an
 /// interrupted rebuild are dropped by the next one. Run one rebuild of a view at a time.
+///
+/// # Errors
+/// [`Error::NotRebuildable`] for a view outside [`View::REBUILDABLE`].
 pub async fn rebuild(
     database: &Database,
     view: View,
     batch_size: i64,
     mut progress: impl FnMut(RebuildProgress),
 ) -> Result<Rebuilt, Error> {
+    if !View::REBUILDABLE.contains(&view) {
+        return Err(Error::NotRebuildable(view));
+    }
     let started = Instant::now();
     create_fresh_tables(database, view).await?;
     let head = database.head_position().await?;
@@ -63,7 +69,7 @@ pub async fn rebuild(
             break;
         }
         let mut tx = Tx::begin(database).await?;
-        apply_batch(view, Target::Rebuild, &mut tx, &batch).await?;
+        apply_batch(view, Target::Rebuild, &mut tx, &batch, None).await?;
         tx.commit().await?;
         position = batch.through;
         events += batch.events.len() as u64;
@@ -83,7 +89,7 @@ pub async fn rebuild(
         if batch.through == position {
             break;
         }
-        apply_batch(view, Target::Rebuild, &mut tx, &batch).await?;
+        apply_batch(view, Target::Rebuild, &mut tx, &batch, None).await?;
         position = batch.through;
         events += batch.events.len() as u64;
     }

@@ -143,7 +143,10 @@ macro_rules! rows {
     }};
 }
 
-/// The rows of a read-only query, each mapped by `map`.
+/// The rows of one statement run on its own, each mapped by `map`: a read, or a lone
+/// write (its rows by `RETURNING`), which commits by itself. Such a write holds SQLite's
+/// write lock only while it runs on the driver's thread, never across an await of the
+/// caller as a transaction does; a stalled caller then blocks no other writer.
 pub(crate) async fn fetch<T>(
     database: &Database,
     sql: &str,
@@ -154,6 +157,11 @@ pub(crate) async fn fetch<T>(
         Pool::Sqlite(pool) => rows!(pool, sql, params, map),
         Pool::Postgres(pool) => rows!(pool, sql, params, map),
     }
+}
+
+/// A lone write statement: see [`fetch`].
+pub(crate) async fn execute(database: &Database, sql: &str, params: &[Param]) -> Result<(), Error> {
+    fetch(database, sql, params, |_| Ok(())).await.map(drop)
 }
 
 /// A write transaction on either database.

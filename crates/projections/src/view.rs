@@ -8,6 +8,7 @@ use access_store::Database;
 
 use crate::error::Error;
 use crate::events::{Batch, Envelope};
+use crate::notifications::{self, OrganizationNames};
 use crate::sql::{fetch, params, Tx};
 use crate::{access, audit, support};
 
@@ -20,10 +21,22 @@ pub enum View {
     Support,
     /// One row per event, for the auditors.
     Audit,
+    /// What each person is told, on screen and by email (the outbox). Never rebuilt.
+    Notifications,
 }
 
 impl View {
-    pub const ALL: [View; 3] = [View::Access, View::Support, View::Audit];
+    pub const ALL: [View; 4] = [
+        View::Access,
+        View::Support,
+        View::Audit,
+        View::Notifications,
+    ];
+
+    /// The views `rebuild` can refill from the events. Notifications are not among them:
+    /// what people read and which emails went out is in no event, and a replay would
+    /// mail everyone again.
+    pub const REBUILDABLE: [View; 3] = [View::Access, View::Support, View::Audit];
 
     /// The name in `projection_checkpoints`, in logs and on the `rebuild` command line.
     pub fn name(self) -> &'static str {
@@ -31,6 +44,7 @@ impl View {
             View::Access => "access",
             View::Support => "support",
             View::Audit => "audit",
+            View::Notifications => "notifications",
         }
     }
 
@@ -43,6 +57,11 @@ impl View {
             View::Access => &[access::GRANTS, access::REQUESTS],
             View::Support => &[support::TICKETS, support::FAILED_PROOFS],
             View::Audit => &[audit::AUDIT_LOG],
+            View::Notifications => &[
+                notifications::SECURITY_OFFICIALS,
+                notifications::NOTIFICATIONS,
+                notifications::OUTBOX,
+            ],
         }
     }
 
@@ -53,6 +72,7 @@ impl View {
             View::Access => 1001,
             View::Support => 1002,
             View::Audit => 1003,
+            View::Notifications => 1004,
         }
     }
 
@@ -61,6 +81,7 @@ impl View {
             View::Access => 0,
             View::Support => 1,
             View::Audit => 2,
+            View::Notifications => 3,
         }
     }
 }
@@ -88,17 +109,20 @@ impl Target {
     }
 }
 
-/// Applies one event to one view's tables.
+/// Applies one event to one view's tables. `names` words the notifications (which only
+/// the live projector writes).
 pub(crate) async fn apply(
     view: View,
     target: Target,
     tx: &mut Tx,
     event: &Envelope,
+    names: Option<&dyn OrganizationNames>,
 ) -> Result<(), Error> {
     match view {
         View::Access => access::apply(target, tx, event).await,
         View::Support => support::apply(target, tx, event).await,
         View::Audit => audit::apply(target, tx, event).await,
+        View::Notifications => notifications::apply(tx, event, names).await,
     }
 }
 
@@ -107,9 +131,10 @@ pub(crate) async fn apply_batch(
     target: Target,
     tx: &mut Tx,
     batch: &Batch,
+    names: Option<&dyn OrganizationNames>,
 ) -> Result<(), Error> {
     for event in &batch.events {
-        apply(view, target, tx, event).await?;
+        apply(view, target, tx, event, names).await?;
     }
     Ok(())
 }

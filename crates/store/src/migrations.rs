@@ -30,6 +30,11 @@ const SQLITE: &[MigrationFile] = &[
         description: "views",
         sql: include_str!("../../../projections/sqlite/1001_views.sql"),
     },
+    MigrationFile {
+        version: 1002,
+        description: "notifications",
+        sql: include_str!("../../../projections/sqlite/1002_notifications.sql"),
+    },
 ];
 
 const POSTGRES: &[MigrationFile] = &[
@@ -42,6 +47,11 @@ const POSTGRES: &[MigrationFile] = &[
         version: 1001,
         description: "views",
         sql: include_str!("../../../projections/postgres/1001_views.sql"),
+    },
+    MigrationFile {
+        version: 1002,
+        description: "notifications",
+        sql: include_str!("../../../projections/postgres/1002_notifications.sql"),
     },
 ];
 

@@ -8,6 +8,7 @@ mod crash;
 mod export;
 mod fold;
 mod leases;
+mod notifications;
 mod read_your_writes;
 mod reads;
 mod rebuild;

@@ -1,0 +1,245 @@
+//! The sender: a task that drains the outbox, one email at a time, each claimed before
+//! it is sent and recorded after. It only talks to the database in single statements of
+//! its own, none held open while an email is on its way, so a mail server that is down or
+//! slow delays emails and nothing else.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use access_projections::{Error, Outbox, Outcome, PendingEmail};
+use access_store::Database;
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::mail::{Failure, MailSettings, Mailer, DEFAULT_SMTP_TIMEOUT};
+
+/// Emails read from the outbox per query.
+const BATCH: i64 = 100;
+
+#[derive(Clone, Debug)]
+pub struct SenderOptions {
+    /// Tries before an email is given up as a dead letter.
+    pub max_attempts: u32,
+    /// The wait after the first failed try, doubled after each further one.
+    pub first_retry: Duration,
+    /// The longest wait between two tries.
+    pub longest_retry: Duration,
+    /// How long a claimed email stays this sender's. It must outlast an SMTP exchange
+    /// (`smtp_timeout`): once it lapses, another sender may send the email again.
+    pub claim: Duration,
+    pub smtp_timeout: Duration,
+    /// The safety net when no wake-up came (emails queued by another process).
+    pub poll_interval: Duration,
+    #[cfg(feature = "fail-points")]
+    pub fail_point: Option<(FailStage, access_projections::FailPoint)>,
+}
+
+impl Default for SenderOptions {
+    /// Eight tries over about two hours (1, 2, 4 … 32, 60 minutes apart).
+    fn default() -> Self {
+        SenderOptions {
+            max_attempts: 8,
+            first_retry: Duration::from_secs(60),
+            longest_retry: Duration::from_secs(3600),
+            claim: Duration::from_secs(300),
+            smtp_timeout: DEFAULT_SMTP_TIMEOUT,
+            poll_interval: Duration::from_secs(5),
+            #[cfg(feature = "fail-points")]
+            fail_point: None,
+        }
+    }
+}
+
+impl SenderOptions {
+    /// The wait after the `tried`-th failed try.
+    fn backoff(&self, tried: u32) -> Duration {
+        let factor = 1_u32
+            .checked_shl(tried.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.first_retry
+            .saturating_mul(factor)
+            .min(self.longest_retry)
+    }
+}
+
+/// Where the armed fail point stops the sender, as the process's death would.
+#[cfg(feature = "fail-points")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailStage {
+    /// The email is claimed, not sent.
+    BeforeSending,
+    /// The SMTP server accepted the email; the outbox does not say so yet.
+    AfterSending,
+}
+
+/// Delivers the outbox while it runs.
+pub struct Sender {
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Sender {
+    /// Starts delivering: at once, whenever `wake` changes (the projector applied
+    /// something), when a retry falls due, and every `poll_interval`. Call inside a Tokio
+    /// runtime.
+    pub fn start(database: Database, mail: MailSettings, wake: watch::Receiver<()>) -> Sender {
+        let stop = watch::channel(false).0;
+        let run = Run {
+            outbox: Outbox::new(database),
+            mailer: Mailer::new(&mail),
+            options: mail.sender,
+        };
+        let task = tokio::spawn(run.follow(wake, stop.subscribe()));
+        Sender {
+            stop,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Stops after the email in hand.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+struct Run {
+    outbox: Outbox,
+    mailer: Mailer,
+    options: SenderOptions,
+}
+
+/// Whether the sender goes on.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Run {
+    async fn follow(self, mut wake: watch::Receiver<()>, mut stop: watch::Receiver<bool>) {
+        let mut woken_by_projector = true;
+        loop {
+            let pause = match self.deliver_due(&stop).await {
+                Ok(Flow::Continue) => match self.outbox.next_due().await {
+                    Ok(Some(due)) => (due - Utc::now())
+                        .to_std()
+                        .unwrap_or_default()
+                        .min(self.options.poll_interval),
+                    _ => self.options.poll_interval,
+                },
+                Ok(Flow::Stop) => return,
+                // Not at once: the outbox or its database is in trouble.
+                Err(error) => {
+                    tracing::warn!(%error, "the email outbox cannot be used; trying again");
+                    self.options.poll_interval
+                }
+            };
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => return,
+                changed = wake.changed(), if woken_by_projector => {
+                    // The projector stopped: polling alone from now on.
+                    woken_by_projector = changed.is_ok();
+                }
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Sends every email due now, oldest event first.
+    async fn deliver_due(&self, stop: &watch::Receiver<bool>) -> Result<Flow, Error> {
+        loop {
+            let due = self.outbox.due(Utc::now(), BATCH).await?;
+            if due.is_empty() {
+                return Ok(Flow::Continue);
+            }
+            for email in &due {
+                if *stop.borrow() {
+                    return Ok(Flow::Stop);
+                }
+                if let Flow::Stop = self.deliver(email).await? {
+                    return Ok(Flow::Stop);
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, email: &PendingEmail) -> Result<Flow, Error> {
+        let now = Utc::now();
+        let until = now + self.options.claim;
+        let Some(attempts) = self.outbox.claim(email, now, until).await? else {
+            // Another sender took it.
+            return Ok(Flow::Continue);
+        };
+        #[cfg(feature = "fail-points")]
+        if self.trips(FailStage::BeforeSending) {
+            return Ok(Flow::Stop);
+        }
+        let sent = self.mailer.send(email).await;
+        let now = Utc::now();
+        let (position, recipient) = (email.position, &email.recipient);
+        let outcome = match &sent {
+            Ok(via) => {
+                #[cfg(feature = "fail-points")]
+                if self.trips(FailStage::AfterSending) {
+                    return Ok(Flow::Stop);
+                }
+                Outcome::Sent { via }
+            }
+            Err(Failure::Undeliverable(reason)) => {
+                tracing::warn!(position, %recipient, reason, "email undeliverable");
+                Outcome::Undeliverable { reason }
+            }
+            Err(Failure::Refused(error)) => {
+                tracing::warn!(position, %recipient, error, "email refused by the SMTP server: dead letter");
+                Outcome::Dead { error }
+            }
+            Err(Failure::Transient(error)) => {
+                let tried = u32::try_from(attempts + 1).unwrap_or(u32::MAX);
+                if tried >= self.options.max_attempts {
+                    tracing::warn!(position, %recipient, tried, error, "email given up: dead letter");
+                    Outcome::Dead { error }
+                } else {
+                    let wait = self.options.backoff(tried);
+                    tracing::info!(position, %recipient, tried, error, retry_in = ?wait, "email not sent; will retry");
+                    Outcome::Retry {
+                        at: now + wait,
+                        error,
+                    }
+                }
+            }
+        };
+        self.outbox.record(email, now, outcome).await?;
+        Ok(Flow::Continue)
+    }
+
+    #[cfg(feature = "fail-points")]
+    fn trips(&self, stage: FailStage) -> bool {
+        self.options
+            .fail_point
+            .as_ref()
+            .is_some_and(|(at, fail_point)| *at == stage && fail_point.trip())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_doubles_after_each_failure_up_to_the_longest() {
+        let options = SenderOptions::default();
+        let minutes: Vec<u64> = (1..=8)
+            .map(|tried| options.backoff(tried).as_secs() / 60)
+            .collect();
+        assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(options.backoff(200), options.longest_retry);
+    }
+}

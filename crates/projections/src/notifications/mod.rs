@@ -1,0 +1,319 @@
+//! View "notifications": what each person is told of the changes that concern them
+//! (domain rule 10), on screen (`notifications`) and by email (`notification_outbox`),
+//! one row per event and person in each. Both are written in the transaction that moves
+//! the view's checkpoint, so an event is told once, whatever crashes: the email then
+//! waits in the outbox for the sender (crate `access-notifications`), which reads the
+//! address from the people directory at send time.
+//!
+//! The view is never rebuilt: read marks and delivery states are not in the events.
+
+mod outbox;
+mod people;
+mod templates;
+
+use std::fmt;
+
+use access_domain::events::DecisionPath;
+use access_domain::identifiers::{mask_tail, OrganizationId, PersonId};
+use access_domain::roles::Role;
+use access_domain::OrganizationEvent;
+use chrono::{DateTime, Utc};
+
+use crate::error::Error;
+use crate::events::Envelope;
+use crate::read::Views;
+use crate::sql::{fetch, params, parse_id, parse_time, Tx};
+use templates::Notice;
+
+pub use outbox::{EmailState, Outbox, Outcome, PendingEmail, UndeliveredEmail};
+pub use people::People;
+
+pub(crate) const SECURITY_OFFICIALS: &str = "notification_security_officials";
+pub(crate) const NOTIFICATIONS: &str = "notifications";
+pub(crate) const OUTBOX: &str = "notification_outbox";
+
+/// Most notifications one read returns: the newest ones.
+const MOST_NOTIFICATIONS: i64 = 200;
+
+/// How messages name an organization. The server answers from its reference data; an
+/// organization it does not know is named by its type and masked key.
+pub trait OrganizationNames: Send + Sync + fmt::Debug {
+    fn legal_name(&self, organization: &OrganizationId) -> Option<String>;
+}
+
+/// Something that happened to the person, as shown on screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// The position of the event that caused it: with the person, the notification's
+    /// identity (a person is told of an event once; several people may be told of one).
+    pub position: i64,
+    pub organization: OrganizationId,
+    /// e.g. `REQUEST_APPROVED` (docs/notifications.md lists them).
+    pub kind: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+    pub read: bool,
+}
+
+/// Who is told what of one event: the requester or the person acted upon, and for a new
+/// pending request every Security Official of the organization as of this event.
+pub(crate) async fn apply(
+    tx: &mut Tx,
+    envelope: &Envelope,
+    names: Option<&dyn OrganizationNames>,
+) -> Result<(), Error> {
+    use OrganizationEvent::*;
+    let organization = envelope.organization.to_string();
+    let one = |person: &PersonId| vec![person.to_string()];
+    let mut told: Vec<(Vec<String>, Notice)> = Vec::new();
+    match &envelope.event {
+        RoleRequested {
+            person,
+            role,
+            path: DecisionPath::SecurityOfficialApproval,
+            ..
+        }
+        | RoleRequestSentForApproval { person, role, .. } => {
+            told.push((one(person), Notice::RequestSubmitted { role: *role }));
+            let security_officials = tx
+                .fetch(
+                    &format!(
+                        "SELECT person_id FROM {SECURITY_OFFICIALS} WHERE organization_id = $1"
+                    ),
+                    params![organization.as_str()],
+                    |row| row.text(0),
+                )
+                .await?;
+            told.push((
+                security_officials,
+                Notice::NewPendingRequest { role: *role },
+            ));
+        }
+        // The verdict on the proof, in the same commit, is what the person is told.
+        RoleRequested {
+            path: DecisionPath::Proof,
+            ..
+        } => {}
+        ProofRejected {
+            person,
+            mismatch,
+            attempts_remaining,
+            ..
+        } => {
+            // The third failure is told by the RequesterBlocked of the same commit.
+            if *attempts_remaining > 0 {
+                told.push((
+                    one(person),
+                    Notice::ProofRejected {
+                        mismatch: *mismatch,
+                        attempts_remaining: *attempts_remaining,
+                    },
+                ));
+            }
+        }
+        RequesterBlocked { person, ticket, .. } => {
+            told.push((one(person), Notice::Blocked { ticket }));
+        }
+        RequesterUnblocked { person, ticket, .. } => {
+            told.push((one(person), Notice::Unblocked { ticket }));
+        }
+        // Every approval (proof verified, a Security Official's, the help desk's) is
+        // followed by the grant in the same commit, which alone names the role.
+        ProofAccepted { .. } | RoleRequestApproved { .. } => {}
+        RoleGranted {
+            person, role, by, ..
+        } => {
+            set_security_official(tx, &organization, person, *role == Role::SecurityOfficial)
+                .await?;
+            told.push((
+                one(person),
+                Notice::Approved {
+                    role: *role,
+                    automatically: by.is_none(),
+                },
+            ));
+        }
+        RoleRequestDenied { person, reason, .. } => {
+            told.push((
+                one(person),
+                Notice::Denied {
+                    reason: reason.as_deref(),
+                },
+            ));
+        }
+        TicketResolved {
+            person,
+            approved: false,
+            ticket,
+            note,
+            ..
+        } => {
+            told.push((
+                one(person),
+                Notice::DeniedOnReview {
+                    ticket,
+                    note: note.as_deref(),
+                },
+            ));
+        }
+        TicketResolved { approved: true, .. } => {}
+        // The requester's own doing, and nobody else's concern.
+        RoleRequestWithdrawn { .. } => {}
+        ClinicianRoleGranted { person, .. } => {
+            set_security_official(tx, &organization, person, false).await?;
+            told.push((one(person), Notice::ClinicianGranted));
+        }
+        // Recorded for support; the claimant was answered at once.
+        ClinicianClaimRefused { .. } => {}
+        StaffUserRevoked { person, reason, .. } => {
+            set_security_official(tx, &organization, person, false).await?;
+            told.push((
+                one(person),
+                Notice::Revoked {
+                    reason: reason.as_deref(),
+                },
+            ));
+        }
+        SecurityOfficialRemoved { person, note, .. } => {
+            set_security_official(tx, &organization, person, false).await?;
+            told.push((
+                one(person),
+                Notice::RemovedAsSecurityOfficial {
+                    note: note.as_deref(),
+                },
+            ));
+        }
+        RoleChanged {
+            person,
+            from,
+            to,
+            note,
+            ..
+        } => {
+            set_security_official(tx, &organization, person, *to == Role::SecurityOfficial).await?;
+            told.push((
+                one(person),
+                Notice::RoleChanged {
+                    from: *from,
+                    to: *to,
+                    note: note.as_deref(),
+                },
+            ));
+        }
+    }
+    if told.is_empty() {
+        return Ok(());
+    }
+    let name = names
+        .and_then(|names| names.legal_name(&envelope.organization))
+        .unwrap_or_else(|| {
+            let id = &envelope.organization;
+            format!("{} {}", id.kind().label(), mask_tail(id.key_str(), 4))
+        });
+    for (people, notice) in told {
+        let message = notice.render(&name);
+        for person in people {
+            tell(tx, envelope, &person, &message).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The on-screen notification and the queued email. The keys (position, person) make a
+/// second copy of either impossible, should an event ever be applied again.
+async fn tell(
+    tx: &mut Tx,
+    envelope: &Envelope,
+    person: &str,
+    message: &templates::Message,
+) -> Result<(), Error> {
+    let organization = envelope.organization.to_string();
+    let at = envelope.event.at();
+    tx.execute(
+        &format!(
+            "INSERT INTO {NOTIFICATIONS} (position, person_id, organization_id, kind, message, at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (position, person_id) DO NOTHING"
+        ),
+        params![
+            envelope.position,
+            person,
+            organization.as_str(),
+            message.kind,
+            message.text.as_str(),
+            at,
+        ],
+    )
+    .await?;
+    outbox::queue(tx, envelope.position, person, &organization, message, at).await
+}
+
+async fn set_security_official(
+    tx: &mut Tx,
+    organization: &str,
+    person: &PersonId,
+    is_one: bool,
+) -> Result<(), Error> {
+    let sql = if is_one {
+        format!(
+            "INSERT INTO {SECURITY_OFFICIALS} (organization_id, person_id) VALUES ($1, $2) \
+             ON CONFLICT (organization_id, person_id) DO NOTHING"
+        )
+    } else {
+        format!("DELETE FROM {SECURITY_OFFICIALS} WHERE organization_id = $1 AND person_id = $2")
+    };
+    tx.execute(&sql, params![organization, person.as_str()])
+        .await
+}
+
+impl Views {
+    /// The person's notifications, newest first: the latest 200, or the latest 200 unread.
+    pub async fn notifications(
+        &self,
+        person: &PersonId,
+        unread_only: bool,
+    ) -> Result<Vec<Notification>, Error> {
+        fetch(
+            &self.database,
+            &format!(
+                "SELECT position, organization_id, kind, message, at, read_at FROM {NOTIFICATIONS} \
+                  WHERE person_id = $1 AND ($2 = 0 OR read_at IS NULL) \
+                  ORDER BY position DESC LIMIT $3"
+            ),
+            params![person.as_str(), i64::from(unread_only), MOST_NOTIFICATIONS],
+            |row| {
+                Ok(Notification {
+                    position: row.int(0)?,
+                    organization: parse_id(&row.text(1)?, NOTIFICATIONS, "organization_id")?,
+                    kind: row.text(2)?,
+                    message: row.text(3)?,
+                    at: parse_time(&row.text(4)?, NOTIFICATIONS, "at")?,
+                    read: row.opt_text(5)?.is_some(),
+                })
+            },
+        )
+        .await
+    }
+
+    /// Marks the person's notification of the event at `position` read (again is
+    /// harmless); false when they have none there.
+    ///
+    /// The one write the views take from outside the projector: what a person has read is
+    /// not an event.
+    pub async fn mark_notification_read(
+        &self,
+        person: &PersonId,
+        position: i64,
+    ) -> Result<bool, Error> {
+        let marked = fetch(
+            &self.database,
+            &format!(
+                "UPDATE {NOTIFICATIONS} SET read_at = COALESCE(read_at, $3) \
+                      WHERE person_id = $1 AND position = $2 RETURNING position"
+            ),
+            params![person.as_str(), position, Utc::now()],
+            |row| row.int(0),
+        )
+        .await?;
+        Ok(!marked.is_empty())
+    }
+}

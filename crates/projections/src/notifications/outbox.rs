@@ -1,0 +1,271 @@
+//! The email outbox: rows queued by the projector, delivered by a sender that claims
+//! each row before sending it and records the outcome after.
+//!
+//! A claim lasts a while (the sender's choice, longer than an SMTP exchange may take):
+//! a sender that dies mid-send leaves its row claimed, and once the claim lapses any
+//! sender takes the row over and sends it again. That is the one way an email can go out
+//! twice: the SMTP server accepted it and the sender died (or lost the connection) before
+//! recording it. Everything else is sent once, and nothing is lost.
+
+use access_domain::identifiers::{OrganizationId, PersonId};
+use access_store::Database;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{templates::Message, OUTBOX};
+use crate::error::Error;
+use crate::sql::{code, execute, fetch, from_code, params, parse_id, parse_time, Cells, Tx};
+
+/// Where an email stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EmailState {
+    /// Waiting for its first try, or for its next one after a failure.
+    Pending,
+    /// Claimed by a sender, which is sending it now (or died doing so).
+    Sending,
+    Sent,
+    /// Given up: every try failed, or the SMTP server refused it for good.
+    Dead,
+    /// No usable address for the recipient; never tried.
+    Undeliverable,
+}
+
+/// An email due for a try, with the recipient's address as the people directory has it
+/// now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEmail {
+    /// The event's position: with the recipient, the email's identity.
+    pub position: i64,
+    pub recipient: PersonId,
+    pub kind: String,
+    pub subject: String,
+    pub body: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// What came of a claimed email.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome<'a> {
+    /// `via`: `smtp`, or `log` when no SMTP server is configured.
+    Sent {
+        via: &'a str,
+    },
+    /// Failed; try again from `at`.
+    Retry {
+        at: DateTime<Utc>,
+        error: &'a str,
+    },
+    Dead {
+        error: &'a str,
+    },
+    Undeliverable {
+        reason: &'a str,
+    },
+}
+
+/// An email support should know about: given up, or never deliverable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UndeliveredEmail {
+    pub position: i64,
+    pub recipient: PersonId,
+    pub organization: OrganizationId,
+    pub kind: String,
+    pub subject: String,
+    pub state: EmailState,
+    pub attempts: i64,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// The outbox, as the sender and support use it: each change is one statement of its own
+/// (see `sql::fetch`), so a sender stalled mid-send holds no lock. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    database: Database,
+}
+
+pub(super) async fn queue(
+    tx: &mut Tx,
+    position: i64,
+    recipient: &str,
+    organization: &str,
+    message: &Message,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {OUTBOX} (position, recipient_id, organization_id, kind, subject, body, \
+             at, state, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $7) \
+             ON CONFLICT (position, recipient_id) DO NOTHING"
+        ),
+        params![
+            position,
+            recipient,
+            organization,
+            message.kind,
+            message.subject.as_str(),
+            message.body.as_str(),
+            at,
+            code(&EmailState::Pending),
+        ],
+    )
+    .await
+}
+
+impl Outbox {
+    pub fn new(database: Database) -> Self {
+        Outbox { database }
+    }
+
+    /// Up to `limit` emails due at `now`, oldest event first: pending ones whose time has
+    /// come, and claimed ones whose claim lapsed.
+    pub async fn due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<PendingEmail>, Error> {
+        fetch(
+            &self.database,
+            &format!(
+                "SELECT o.position, o.recipient_id, o.kind, o.subject, o.body, \
+                        p.display_name, p.email \
+                   FROM {OUTBOX} o LEFT JOIN people p ON p.person_id = o.recipient_id \
+                  WHERE o.state IN ($1, $2) AND o.next_attempt_at <= $3 \
+                  ORDER BY o.position, o.recipient_id LIMIT $4"
+            ),
+            params![
+                code(&EmailState::Pending),
+                code(&EmailState::Sending),
+                now,
+                limit
+            ],
+            |row| {
+                Ok(PendingEmail {
+                    position: row.int(0)?,
+                    recipient: parse_id(&row.text(1)?, OUTBOX, "recipient_id")?,
+                    kind: row.text(2)?,
+                    subject: row.text(3)?,
+                    body: row.text(4)?,
+                    display_name: row.opt_text(5)?,
+                    email: row.opt_text(6)?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// When the next email falls due (a retry, or a lapsing claim); `None` when nothing
+    /// waits.
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let next = fetch(
+            &self.database,
+            &format!("SELECT MIN(next_attempt_at) FROM {OUTBOX} WHERE state IN ($1, $2)"),
+            params![code(&EmailState::Pending), code(&EmailState::Sending)],
+            |row| row.opt_text(0),
+        )
+        .await?;
+        next.into_iter()
+            .flatten()
+            .next()
+            .map(|at| parse_time(&at, OUTBOX, "next_attempt_at"))
+            .transpose()
+    }
+
+    /// Takes `email` for this sender until `until`, provided it is still due at `now` (no
+    /// other sender took it meanwhile); answers the attempts made so far, `None` when it
+    /// is not this sender's to send.
+    pub async fn claim(
+        &self,
+        email: &PendingEmail,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<i64>, Error> {
+        let claimed = fetch(
+            &self.database,
+            &format!(
+                "UPDATE {OUTBOX} SET state = $3, next_attempt_at = $4 \
+                      WHERE position = $1 AND recipient_id = $2 AND state IN ($5, $3) \
+                        AND next_attempt_at <= $6 \
+                     RETURNING attempts"
+            ),
+            params![
+                email.position,
+                email.recipient.as_str(),
+                code(&EmailState::Sending),
+                until,
+                code(&EmailState::Pending),
+                now,
+            ],
+            |row| row.int(0),
+        )
+        .await?;
+        Ok(claimed.into_iter().next())
+    }
+
+    /// Records what came of a claimed email at `now`.
+    pub async fn record(
+        &self,
+        email: &PendingEmail,
+        now: DateTime<Utc>,
+        outcome: Outcome<'_>,
+    ) -> Result<(), Error> {
+        let (state, tried, next, error, via) = match outcome {
+            Outcome::Sent { via } => (EmailState::Sent, 1_i64, now, None, Some(via)),
+            Outcome::Retry { at, error } => (EmailState::Pending, 1, at, Some(error), None),
+            Outcome::Dead { error } => (EmailState::Dead, 1, now, Some(error), None),
+            Outcome::Undeliverable { reason } => {
+                (EmailState::Undeliverable, 0, now, Some(reason), None)
+            }
+        };
+        execute(
+            &self.database,
+            &format!(
+                "UPDATE {OUTBOX} SET state = $3, attempts = attempts + $4, next_attempt_at = $5, \
+                        last_attempt_at = $6, last_error = $7, sent_via = $8 \
+                  WHERE position = $1 AND recipient_id = $2 AND state = $9"
+            ),
+            params![
+                email.position,
+                email.recipient.as_str(),
+                code(&state),
+                tried,
+                next,
+                now,
+                error,
+                via,
+                code(&EmailState::Sending),
+            ],
+        )
+        .await
+    }
+
+    /// The emails given up or never deliverable, oldest first: for support.
+    pub async fn undelivered(&self) -> Result<Vec<UndeliveredEmail>, Error> {
+        fetch(
+            &self.database,
+            &format!(
+                "SELECT position, recipient_id, organization_id, kind, subject, state, attempts, \
+                        last_attempt_at, last_error \
+                   FROM {OUTBOX} WHERE state IN ($1, $2) ORDER BY position, recipient_id"
+            ),
+            params![code(&EmailState::Dead), code(&EmailState::Undeliverable)],
+            undelivered,
+        )
+        .await
+    }
+}
+
+fn undelivered(row: &dyn Cells) -> Result<UndeliveredEmail, Error> {
+    Ok(UndeliveredEmail {
+        position: row.int(0)?,
+        recipient: parse_id(&row.text(1)?, OUTBOX, "recipient_id")?,
+        organization: parse_id(&row.text(2)?, OUTBOX, "organization_id")?,
+        kind: row.text(3)?,
+        subject: row.text(4)?,
+        state: from_code(row.text(5)?, OUTBOX, "state")?,
+        attempts: row.int(6)?,
+        last_attempt_at: row
+            .opt_text(7)?
+            .map(|at| parse_time(&at, OUTBOX, "last_attempt_at"))
+            .transpose()?,
+        last_error: row.opt_text(8)?,
+    })
+}
