@@ -187,6 +187,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A mutation sent with an `Idempotency-Key`: the raw response, headers included.
+    pub async fn with_idempotency_key(
+        &self,
+        bearer: &str,
+        key: &str,
+        query: &str,
+        variables: Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/graphql", self.url))
+            .bearer_auth(bearer)
+            .header("idempotency-key", key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A raw POST to /graphql, for bodies that are not well-formed requests.
     pub async fn post_graphql(&self, body: String) -> reqwest::Response {
         self.client

@@ -8,6 +8,7 @@ mod authentication;
 mod authorization;
 mod clinicians;
 mod first_security_officials;
+mod idempotency;
 mod journeys;
 mod notifications;
 mod protection;

@@ -274,6 +274,8 @@ async fn metrics_count_operations_by_outcome_and_events_appended() {
             "access_graphql_requests_total{operation=\"me\",outcome=\"UNAUTHENTICATED\"} 1",
             "access_graphql_request_duration_seconds_count{operation=\"requestRole\"} 2",
             "access_events_appended_total 4",
+            "access_projector_lag_events{view=\"access\"} 0",
+            "access_projector_lag_events{view=\"audit\"} 0",
         ] {
             assert!(
                 metrics.contains(line),

@@ -101,6 +101,8 @@ pub enum ApiError {
     TooManyMutations,
     /// The request took longer than the server allows.
     Timeout,
+    /// The first request with the same Idempotency-Key is still running.
+    IdempotentInProgress,
 }
 
 /// The clinician guide's messages, word for word.
@@ -146,6 +148,9 @@ impl ApiError {
             ),
             ApiError::TooManyMutations => "Too many changes in a short time; slow down and retry in a second.".into(),
             ApiError::Timeout => "The request took too long and was stopped; it is safe to retry.".into(),
+            ApiError::IdempotentInProgress => {
+                "The first request with this Idempotency-Key is still being processed; retry shortly.".into()
+            }
         }
     }
 
@@ -156,7 +161,7 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::InvalidInput { .. } => ErrorCode::InvalidInput,
             ApiError::Refused(refusal) => refusal_code(refusal),
-            ApiError::Conflict => ErrorCode::Conflict,
+            ApiError::Conflict | ApiError::IdempotentInProgress => ErrorCode::Conflict,
             ApiError::NotImplemented(_) => ErrorCode::NotImplemented,
             ApiError::Internal | ApiError::NpiAssociationFailed => ErrorCode::Internal,
             ApiError::ClinicianNotFound => ErrorCode::ClinicianNotFound,

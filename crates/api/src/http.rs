@@ -17,7 +17,9 @@ use axum::routing::get;
 use axum::Router;
 use tracing::Instrument;
 
-use crate::auth::TokenVerifier;
+use access_store::IdempotentStart;
+
+use crate::auth::{Caller, TokenVerifier};
 use crate::error::{ApiError, ErrorCode};
 use crate::schema::{self, AccessSchema};
 use crate::service::AccessService;
@@ -27,6 +29,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a GraphQL request may run before it is answered with TIMEOUT.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const REQUEST_ID: &str = "x-request-id";
+/// A client's key for retrying a request safely (docs/api.md).
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 #[derive(Clone)]
 struct AppState {
@@ -98,20 +102,110 @@ async fn graphql(
     State(state): State<AppState>,
     headers: HeaderMap,
     request: GraphQLRequest,
-) -> GraphQLResponse {
+) -> Response {
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let caller = state.verifier.caller(authorization);
-    let execution = state.schema.execute(request.into_inner().data(caller));
+    let request = request.into_inner();
+    let key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(refusal) => return answer(refusal_response(refusal)),
+    };
+    let (Some(key), Caller::Authenticated(identity)) = (key, &caller) else {
+        return answer(execute(&state, request, caller).await);
+    };
+    let person = identity.person.to_string();
+    let database = state.service.database();
+    let fingerprint = fingerprint(&request);
+    match database.begin_idempotent(&person, &key, &fingerprint).await {
+        Ok(IdempotentStart::Fresh) => {
+            let response = execute(&state, request, caller).await;
+            let body = serde_json::to_string(&response).unwrap_or_default();
+            let outcome = if response.errors.iter().any(is_worth_retrying) {
+                database.forget_idempotent(&person, &key).await
+            } else {
+                database.finish_idempotent(&person, &key, &body).await
+            };
+            if let Err(error) = outcome {
+                tracing::error!(%error, "keeping an idempotent answer");
+            }
+            json_body(body)
+        }
+        Ok(IdempotentStart::Replay(body)) => {
+            let mut replayed = json_body(body);
+            replayed
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            replayed
+        }
+        Ok(IdempotentStart::InProgress) => answer(refusal_response(ApiError::IdempotentInProgress)),
+        Ok(IdempotentStart::DifferentRequest) => answer(refusal_response(ApiError::InvalidInput {
+            field: IDEMPOTENCY_KEY.into(),
+            message: "was already used for a different request; use a new key".into(),
+        })),
+        Err(error) => answer(refusal_response(ApiError::internal(
+            "reading an idempotency key",
+            &error,
+        ))),
+    }
+}
+
+/// The header's value, if sent: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key)
+            if !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(key.to_string()))
+        }
+        _ => Err(ApiError::InvalidInput {
+            field: IDEMPOTENCY_KEY.into(),
+            message: "must be 1 to 255 visible ASCII characters".into(),
+        }),
+    }
+}
+
+/// What identifies "the same request" for an idempotency key.
+fn fingerprint(request: &async_graphql::Request) -> String {
+    use sha2::{Digest, Sha256};
+    let identity = serde_json::json!([request.query, request.variables, request.operation_name]);
+    Sha256::digest(identity.to_string().as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Answers a retry should not get again: it should run the request anew.
+fn is_worth_retrying(error: &async_graphql::ServerError) -> bool {
+    let code = error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"));
+    [
+        ErrorCode::Conflict,
+        ErrorCode::Timeout,
+        ErrorCode::Internal,
+        ErrorCode::RateLimited,
+    ]
+    .iter()
+    .any(|retryable| code == Some(&async_graphql::Value::from(retryable.as_str())))
+}
+
+async fn execute(
+    state: &AppState,
+    request: async_graphql::Request,
+    caller: Caller,
+) -> async_graphql::Response {
+    let execution = state.schema.execute(request.data(caller));
     let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, execution).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!("GraphQL request stopped after {REQUEST_TIMEOUT:?}");
-            async_graphql::Response::from_errors(vec![async_graphql::Error::from(
-                ApiError::Timeout,
-            )
-            .into_server_error(Default::default())])
+            refusal_response(ApiError::Timeout)
         }
     };
     // Parse, validation and limit errors come from async-graphql itself,
@@ -122,7 +216,25 @@ async fn graphql(
             extensions.set("code", ErrorCode::InvalidQuery.as_str());
         }
     }
-    response.into()
+    response
+}
+
+fn refusal_response(refusal: ApiError) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![
+        async_graphql::Error::from(refusal).into_server_error(Default::default())
+    ])
+}
+
+fn answer(response: async_graphql::Response) -> Response {
+    GraphQLResponse::from(response).into_response()
+}
+
+fn json_body(body: String) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// Subscriptions over graphql-transport-ws. The token travels in the
@@ -182,11 +294,33 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.service.metrics().render();
+    // The lag is read from the database, so every server reports the views'
+    // true state whichever server writes them.
+    let database = state.service.database();
+    match (
+        database.head_position().await,
+        access_projections::checkpoints(database).await,
+    ) {
+        (Ok(head), Ok(checkpoints)) => {
+            text.push_str("# HELP access_projector_lag_events Events committed that a view has not applied yet.\n");
+            text.push_str("# TYPE access_projector_lag_events gauge\n");
+            for (view, position) in checkpoints {
+                text.push_str(&format!(
+                    "access_projector_lag_events{{view=\"{}\"}} {}\n",
+                    view.name(),
+                    (head - position).max(0)
+                ));
+            }
+        }
+        (Err(error), _) => tracing::warn!(%error, "reading the log's head for /metrics"),
+        (_, Err(error)) => tracing::warn!(%error, "reading the checkpoints for /metrics"),
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.service.metrics().render(),
+        text,
     )
 }

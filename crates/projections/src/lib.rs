@@ -93,4 +93,4 @@ pub use projector::{Lagging, Projector, ProjectorOptions};
 pub use read::{Edge, Page, Views};
 pub use rebuild::{rebuild, RebuildProgress, Rebuilt};
 pub use support::{FailedProof, Ticket};
-pub use view::View;
+pub use view::{checkpoints, View};

@@ -178,6 +178,16 @@ pub(crate) async fn set_checkpoint(tx: &mut Tx, view: View, position: i64) -> Re
 
 /// The position every view has reached (0 for a view that never ran).
 pub(crate) async fn lowest_checkpoint(database: &Database) -> Result<i64, Error> {
+    Ok(checkpoints(database)
+        .await?
+        .into_iter()
+        .map(|(_, position)| position)
+        .min()
+        .unwrap_or(0))
+}
+
+/// Each view's checkpoint (0 for one that has not started), in `View::ALL` order.
+pub async fn checkpoints(database: &Database) -> Result<Vec<(View, i64)>, Error> {
     let rows = fetch(
         database,
         "SELECT view, position FROM projection_checkpoints",
@@ -188,10 +198,11 @@ pub(crate) async fn lowest_checkpoint(database: &Database) -> Result<i64, Error>
     Ok(View::ALL
         .iter()
         .map(|view| {
-            rows.iter()
+            let position = rows
+                .iter()
                 .find(|(name, _)| name == view.name())
-                .map_or(0, |(_, position)| *position)
+                .map_or(0, |(_, position)| *position);
+            (*view, position)
         })
-        .min()
-        .unwrap_or(0))
+        .collect())
 }

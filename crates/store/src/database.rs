@@ -45,17 +45,6 @@ pub enum Pool {
     Postgres(PgPool),
 }
 
-/// Runs one sqlx expression on whichever pool is configured. The SQL is written once with
-/// `$N` placeholders, which both drivers accept.
-macro_rules! on_pool {
-    ($database:expr, |$pool:ident| $body:expr) => {
-        match &$database.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
-        }
-    };
-}
-
 /// One event as stored, for readers that follow the whole log in commit order
 /// (projections, subscriptions) rather than one aggregate.
 #[derive(Clone, Debug, PartialEq)]

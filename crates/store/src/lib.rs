@@ -11,9 +11,22 @@
 //! as plain SQL and is compiled in; see
 //! docs/adr/02-global-position.md for why events carry a trigger-assigned position.
 
+/// Runs one sqlx expression on whichever pool is configured. The SQL is written once with
+/// `$N` placeholders, which both drivers accept; the arms must agree on a type, so map
+/// driver-specific results (e.g. `.map(|done| done.rows_affected())`) inside.
+macro_rules! on_pool {
+    ($database:expr, |$pool:ident| $body:expr) => {
+        match $database.pool() {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
 mod aggregate_store;
 mod database;
 mod error;
+mod idempotency;
 mod migrations;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -21,3 +34,4 @@ pub mod testing;
 pub use aggregate_store::{AggregateStore, Committed};
 pub use database::{Database, Pool, StoredEvent};
 pub use error::StoreError;
+pub use idempotency::{IdempotentStart, KEEP_ANSWERS_FOR};

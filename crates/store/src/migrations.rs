@@ -26,6 +26,11 @@ const SQLITE: &[MigrationFile] = &[
         sql: include_str!("../../../event-store/sqlite/0001_event_store.sql"),
     },
     MigrationFile {
+        version: 2,
+        description: "idempotency keys",
+        sql: include_str!("../../../event-store/sqlite/0002_idempotency_keys.sql"),
+    },
+    MigrationFile {
         version: 1001,
         description: "views",
         sql: include_str!("../../../projections/sqlite/1001_views.sql"),
@@ -42,6 +47,11 @@ const POSTGRES: &[MigrationFile] = &[
         version: 1,
         description: "event store",
         sql: include_str!("../../../event-store/postgres/0001_event_store.sql"),
+    },
+    MigrationFile {
+        version: 2,
+        description: "idempotency keys",
+        sql: include_str!("../../../event-store/postgres/0002_idempotency_keys.sql"),
     },
     MigrationFile {
         version: 1001,

@@ -1,0 +1,141 @@
+//! Remembered answers to requests sent with an `Idempotency-Key`, so that a
+//! client retrying after a lost response gets the first answer and the command
+//! does not run twice.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::database::Database;
+use crate::error::StoreError;
+
+/// How long an answer is kept for retries.
+pub const KEEP_ANSWERS_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+/// A first request still unanswered after this long is taken to have died
+/// with its server, and a retry may run it again.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// What a request with an idempotency key finds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IdempotentStart {
+    /// First time: run it, then [`Database::finish_idempotent`].
+    Fresh,
+    /// Answered before: this was the answer.
+    Replay(String),
+    /// The first request with this key is still running.
+    InProgress,
+    /// The key was used for a different request.
+    DifferentRequest,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
+}
+
+impl Database {
+    pub async fn begin_idempotent(
+        &self,
+        person: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<IdempotentStart, StoreError> {
+        let now = now_ms();
+        let doing = "remembering an idempotency key";
+        let expired = now - KEEP_ANSWERS_FOR.as_millis() as i64;
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM idempotency_keys WHERE created_at_ms < $1"
+        )
+        .bind(expired)
+        .execute(pool)
+        .await
+        .map(drop))
+        .map_err(|error| self.error(doing, error))?;
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(
+            "INSERT INTO idempotency_keys (person_id, idempotency_key, fingerprint, created_at_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+        )
+        .bind(person)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        })
+        .map_err(|error| self.error(doing, error))?;
+        if inserted == 1 {
+            return Ok(IdempotentStart::Fresh);
+        }
+        let (stored_fingerprint, response, created_at): (String, Option<String>, i64) =
+            on_pool!(self, |pool| sqlx::query_as(
+                "SELECT fingerprint, response, created_at_ms FROM idempotency_keys \
+                 WHERE person_id = $1 AND idempotency_key = $2"
+            )
+            .bind(person)
+            .bind(key)
+            .fetch_one(pool)
+            .await)
+            .map_err(|error| self.error(doing, error))?;
+        if stored_fingerprint != fingerprint {
+            return Ok(IdempotentStart::DifferentRequest);
+        }
+        if let Some(response) = response {
+            return Ok(IdempotentStart::Replay(response));
+        }
+        if now - created_at < ABANDONED_AFTER.as_millis() as i64 {
+            return Ok(IdempotentStart::InProgress);
+        }
+        // Take the abandoned key over, unless another retry just did.
+        let taken = on_pool!(self, |pool| sqlx::query(
+            "UPDATE idempotency_keys SET created_at_ms = $3 \
+             WHERE person_id = $1 AND idempotency_key = $2 AND response IS NULL AND created_at_ms = $4"
+        )
+        .bind(person)
+        .bind(key)
+        .bind(now)
+        .bind(created_at)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))
+        .map_err(|error| self.error(doing, error))?;
+        Ok(if taken == 1 {
+            IdempotentStart::Fresh
+        } else {
+            IdempotentStart::InProgress
+        })
+    }
+
+    /// Keeps the answer for retries.
+    pub async fn finish_idempotent(
+        &self,
+        person: &str,
+        key: &str,
+        response: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE idempotency_keys SET response = $3 WHERE person_id = $1 AND idempotency_key = $2"
+        )
+        .bind(person)
+        .bind(key)
+        .bind(response)
+        .execute(pool)
+        .await
+        .map(drop))
+        .map_err(|error| self.error("keeping an idempotent answer", error))
+    }
+
+    /// Forgets the key, so a retry runs the request again: for answers a
+    /// retry should not repeat (a conflict, a timeout, an internal error).
+    pub async fn forget_idempotent(&self, person: &str, key: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM idempotency_keys WHERE person_id = $1 AND idempotency_key = $2 AND response IS NULL"
+        )
+        .bind(person)
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(drop))
+        .map_err(|error| self.error("forgetting an idempotency key", error))
+    }
+}
