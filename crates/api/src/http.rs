@@ -29,6 +29,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a GraphQL request may run before it is answered with TIMEOUT.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const REQUEST_ID: &str = "x-request-id";
+/// Views further behind the log than this make the server not ready.
+const READY_LAG_BOUND: i64 = 10_000;
 /// A client's key for retrying a request safely (docs/api.md).
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -279,17 +281,39 @@ async fn graphiql() -> impl IntoResponse {
     )
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers and every view is within
+/// [`READY_LAG_BOUND`] events of the log's head.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.service.database().ping().await {
-        Ok(()) => (StatusCode::OK, "ready".to_string()),
-        Err(error) => {
-            tracing::warn!(%error, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database unavailable".to_string(),
-            )
+    let database = state.service.database();
+    if let Err(error) = database.ping().await {
+        tracing::warn!(%error, "readiness check failed");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable".to_string(),
+        );
+    }
+    match (
+        database.head_position().await,
+        access_projections::checkpoints(database).await,
+    ) {
+        (Ok(head), Ok(checkpoints)) => {
+            let behind: Vec<String> = checkpoints
+                .iter()
+                .filter(|(_, position)| head - position > READY_LAG_BOUND)
+                .map(|(view, position)| {
+                    format!("{} is {} events behind", view.name(), head - position)
+                })
+                .collect();
+            if behind.is_empty() {
+                (StatusCode::OK, "ready".to_string())
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, behind.join("; "))
+            }
         }
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot read the views' progress".to_string(),
+        ),
     }
 }
 

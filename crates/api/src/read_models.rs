@@ -15,15 +15,19 @@ use crate::types::{
 /// One tab of Manage Access: the connections of one organization type.
 #[derive(SimpleObject)]
 pub struct ManageAccessTab {
+    /// The organization type this tab lists.
     #[graphql(name = "type")]
     pub kind: OrganizationType,
+    /// The organizations of that type the person holds a role in.
     pub connections: Vec<ManageAccessConnection>,
 }
 
 /// A connected organization and the viewer's role there.
 #[derive(SimpleObject)]
 pub struct ManageAccessConnection {
+    /// The connected organization.
     pub organization: Organization,
+    /// The person's role there.
     pub role: Role,
     /// Everyone holding a role there, the viewer included; only for a Security Official.
     pub connected_users: Option<i32>,
@@ -34,6 +38,7 @@ pub struct ManageAccessConnection {
 /// A person's Manage Access page.
 #[derive(SimpleObject)]
 pub struct ManageAccess {
+    /// Connected organizations, one tab per organization type.
     pub tabs: Vec<ManageAccessTab>,
     /// The person's own requests still open (proof rejected, pending, in manual review).
     pub open_requests: Vec<RoleRequest>,
@@ -81,22 +86,30 @@ fn count(value: i64) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
+/// Where a page ends, for asking the next one.
 #[derive(SimpleObject)]
 pub struct PageInfo {
+    /// Whether more items follow this page.
     pub has_next_page: bool,
+    /// Pass as `after` for the next page; null on an empty page.
     pub end_cursor: Option<String>,
 }
 
+/// One role request of a page, with its cursor.
 #[derive(SimpleObject)]
 pub struct RoleRequestEdge {
+    /// Stable: pages after it stay put while requests arrive.
     pub cursor: String,
+    /// The request.
     pub node: RoleRequest,
 }
 
 /// A page of role requests, oldest first.
 #[derive(SimpleObject)]
 pub struct RoleRequestConnection {
+    /// The requests of this page, oldest first.
     pub edges: Vec<RoleRequestEdge>,
+    /// Where this page ends.
     pub page_info: PageInfo,
     /// Every request the query matches, across pages.
     pub total_count: i32,
@@ -136,12 +149,15 @@ impl BlockedAccount {
     }
 }
 
+/// A person blocked from proving their connection to an organization, and their ticket.
 #[Object]
 impl BlockedAccount {
+    /// Who is blocked.
     async fn person(&self) -> Person {
         Person::known_by_id(&self.0.person)
     }
 
+    /// Where.
     async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
         Ok(ctx
             .data_unchecked::<AccessService>()
@@ -153,6 +169,7 @@ impl BlockedAccount {
         self.0.opened_at
     }
 
+    /// The help-desk ticket, with the masked failed proofs.
     async fn ticket(&self) -> SupportTicket {
         SupportTicket(self.0.clone())
     }
@@ -163,26 +180,37 @@ impl BlockedAccount {
 pub struct AuditEvent {
     /// Global, strictly increasing in commit order.
     pub position: String,
+    /// The organization whose stream holds the event.
     pub organization_id: ID,
     /// Per organization.
     pub sequence: i32,
+    /// e.g. `RoleGranted` (docs/events.md lists them all).
     pub event_type: String,
+    /// The shape of the payload, e.g. `1.0`.
     pub event_version: String,
+    /// When it happened.
     pub occurred_at: DateTime<Utc>,
+    /// Who acted; null for an automatic approval.
     pub actor: Option<Person>,
     /// JSON text, never carrying SSNs or full proof values.
     pub payload: String,
 }
 
+/// One event of a page, with its cursor.
 #[derive(SimpleObject)]
 pub struct AuditEventEdge {
+    /// The event's position: stable while events keep arriving.
     pub cursor: String,
+    /// The event.
     pub node: AuditEvent,
 }
 
+/// A page of the audit log, in commit order.
 #[derive(SimpleObject)]
 pub struct AuditEventConnection {
+    /// The events of this page.
     pub edges: Vec<AuditEventEdge>,
+    /// Where this page ends.
     pub page_info: PageInfo,
 }
 
@@ -214,6 +242,7 @@ impl AuditEventConnection {
 /// Narrows the audit log; every given field must match.
 #[derive(InputObject)]
 pub struct AuditFilter {
+    /// Only this organization's events.
     pub organization_id: Option<ID>,
     /// Events the person caused or that are about them.
     pub person_id: Option<ID>,
@@ -249,40 +278,56 @@ impl AuditFilter {
 /// The answer to "may this person do this here?", with why.
 #[derive(SimpleObject)]
 pub struct Decision {
+    /// Whether the capability is allowed.
     pub allowed: bool,
+    /// The role the person holds in the organization, if any.
     pub role: Option<Role>,
+    /// Why, in plain words.
     pub reason: String,
 }
 
 /// The clinician of the eligibility data whose name matches the caller's.
 #[derive(SimpleObject)]
 pub struct ClinicianMatch {
+    /// The clinician's NPI.
     pub npi: String,
+    /// First and last name, as the eligibility data has them.
     pub display_name: String,
+    /// The practices, APM Entities and virtual groups the clinician is associated with.
     pub organizations: Vec<Organization>,
 }
 
 /// Manual clinician verification: NPI, SSN and one PTAN.
 #[derive(InputObject)]
 pub struct ClinicianManualInput {
+    /// The clinician's NPI.
     pub npi: Option<String>,
+    /// Used to verify and never kept; dashes and spaces allowed.
     pub ssn: Option<String>,
+    /// The PTAN of any one of the clinician's practices.
     pub ptan: Option<String>,
 }
 
 /// The Clinician role granted on every associated practice.
 #[derive(SimpleObject)]
 pub struct ClinicianConnection {
+    /// The NPI connected.
     pub npi: String,
+    /// The Clinician roles the person now holds.
     pub grants: Vec<Grant>,
 }
 
 /// Something that happened to the person, shown on screen.
 #[derive(SimpleObject)]
 pub struct Notification {
+    /// Pass to markNotificationRead.
     pub id: ID,
+    /// When it happened.
     pub at: DateTime<Utc>,
+    /// What happened, e.g. `REQUEST_APPROVED`.
     pub kind: String,
+    /// The message, in plain words.
     pub message: String,
+    /// Whether the person marked it read.
     pub read: bool,
 }

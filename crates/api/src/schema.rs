@@ -141,12 +141,14 @@ fn note(field: &str, text: Option<String>) -> ApiResult<Option<String>> {
 /// Search for organizations to connect to.
 #[derive(InputObject)]
 pub struct OrganizationSearch {
+    /// The kind of organization to look for.
     #[graphql(name = "type")]
     pub kind: OrganizationType,
     /// Name prefix/words, a complete TIN, or an ID.
     pub query: String,
     /// Required when type is APM_ENTITY.
     pub apm_model: Option<ApmModel>,
+    /// How many organizations at most (1 to 100).
     #[graphql(default_with = "Some(20)")]
     pub first: Option<i32>,
 }
@@ -156,11 +158,17 @@ pub struct OrganizationSearch {
 #[derive(InputObject)]
 #[graphql(name = "SecurityOfficialProof")]
 pub struct SecurityOfficialProofInput {
+    /// The practice's or registry's TIN (practices, registries, CPC+/CEC/OCM sites); dashes allowed.
     pub tin: Option<String>,
+    /// A clinician's NPI (practices, CPC+/CEC/OCM sites).
     pub npi: Option<String>,
+    /// That clinician's PTAN for the practice (practices).
     pub ptan: Option<String>,
+    /// The registry's CMS Vendor ID (registries).
     pub vendor_id: Option<String>,
+    /// The APM Entity ID: ACO ID, Practice Site ID, ESCO ID or OCM ID (APM entities).
     pub apm_entity_id: Option<String>,
+    /// TINs of participating practices (virtual groups: 2; ACOs: 2, or 1 for a single-TIN ACO; other models: 1).
     pub participant_tins: Option<Vec<String>>,
 }
 
@@ -198,8 +206,10 @@ impl SecurityOfficialProofInput {
     }
 }
 
+/// A request for a role in one organization.
 #[derive(InputObject)]
 pub struct RequestRoleInput {
+    /// The organization's id, e.g. `practice:123456789`.
     pub organization_id: ID,
     /// SECURITY_OFFICIAL or STAFF_USER.
     pub role: Role,
@@ -209,6 +219,7 @@ pub struct RequestRoleInput {
 
 pub struct Query;
 
+/// What people and services may read; every field but the organization search needs a token.
 #[Object]
 impl Query {
     /// The signed-in person, as their token names them.
@@ -471,6 +482,7 @@ impl Query {
         }))
     }
 
+    /// The caller's notifications, newest first; unreadOnly leaves out those marked read.
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -559,6 +571,7 @@ impl Mutation {
     }
 }
 
+/// Changes. A refused change writes nothing and says why in extensions.code; an Idempotency-Key header makes a retry safe.
 #[Object]
 impl Mutation {
     /// Ask for a role in an organization. The first Security Official gives a
@@ -734,6 +747,7 @@ impl Mutation {
         })
     }
 
+    /// Marks one of the caller's notifications read; another person's id is NOT_FOUND.
     async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> GqlResult<bool> {
         let caller = identity(ctx)?;
         Ok(crate::notifications::mark_read(service(ctx), &caller.person, &id).await?)
@@ -839,6 +853,7 @@ impl Mutation {
 
 pub struct Subscription;
 
+/// Live updates over graphql-transport-ws at /graphql/ws; send the token in connection_init.
 #[Subscription]
 impl Subscription {
     /// New, decided or withdrawn requests in organizations the caller is

@@ -99,6 +99,7 @@ pub enum Capability {
 /// An organization of the reference data.
 pub struct Organization(pub OrganizationRecord);
 
+/// An organization of the reference data: a practice, APM Entity, registry or virtual group.
 #[Object]
 impl Organization {
     /// Stable id: `practice:<TIN>`, `registry:<TIN>`, `apm-entity:<ID>` or `virtual-group:<ID>`.
@@ -106,11 +107,13 @@ impl Organization {
         ID(self.0.id.to_string())
     }
 
+    /// Practice, APM Entity, registry or virtual group.
     #[graphql(name = "type")]
     async fn kind(&self) -> OrganizationType {
         self.0.kind.into()
     }
 
+    /// The legal business name, as registered with CMS.
     async fn legal_business_name(&self) -> &str {
         &self.0.legal_business_name
     }
@@ -135,6 +138,7 @@ impl Organization {
         self.0.virtual_group_id.as_ref().map(|id| id.as_str())
     }
 
+    /// The street address, when the reference data has one.
     async fn address(&self) -> Option<&str> {
         self.0.address.as_deref()
     }
@@ -153,7 +157,9 @@ impl Organization {
 pub struct Person {
     /// The identity provider's subject.
     pub id: ID,
+    /// As the identity provider names the person; known for the caller only.
     pub display_name: Option<String>,
+    /// Known for the caller only.
     pub email: Option<String>,
 }
 
@@ -191,6 +197,7 @@ impl RoleRequest {
     }
 }
 
+/// A request for a role in one organization, and where it stands.
 #[Object]
 impl RoleRequest {
     /// `<organization id>/<uuid>`.
@@ -198,28 +205,34 @@ impl RoleRequest {
         ID(self.0.id.to_string())
     }
 
+    /// The organization the role is asked for.
     async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
         Ok(ctx
             .data_unchecked::<AccessService>()
             .organization(&self.0.id.organization)?)
     }
 
+    /// Who asked.
     async fn requester(&self) -> Person {
         Person::known_by_id(&self.0.person)
     }
 
+    /// The role asked for.
     async fn role(&self) -> Role {
         self.0.role.into()
     }
 
+    /// Where the request stands.
     async fn state(&self) -> RequestState {
         self.0.state.into()
     }
 
+    /// When the request was made.
     async fn submitted_at(&self) -> DateTime<Utc> {
         self.0.submitted_at
     }
 
+    /// When it was approved, denied, withdrawn or resolved by support.
     async fn decided_at(&self) -> Option<DateTime<Utc>> {
         self.0.decided_at
     }
@@ -253,6 +266,7 @@ impl RoleRequest {
 /// not an error.
 #[derive(SimpleObject)]
 pub struct RequestRolePayload {
+    /// The request this call made or continued.
     pub request: RoleRequest,
     /// True when this call's proof failed (and was recorded).
     pub proof_rejected: bool,
@@ -263,6 +277,7 @@ pub struct RequestRolePayload {
 /// A help-desk ticket opened by the third failed proof.
 pub struct SupportTicket(pub views::Ticket);
 
+/// A help-desk ticket opened when a first Security Official failed three proofs.
 #[Object]
 impl SupportTicket {
     /// e.g. CS00000123
@@ -270,6 +285,7 @@ impl SupportTicket {
         self.0.number.as_str()
     }
 
+    /// Where the person was blocked.
     async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
         Ok(ctx
             .data_unchecked::<AccessService>()
@@ -286,6 +302,7 @@ impl SupportTicket {
         self.0.opened_at
     }
 
+    /// Open until support resolves it (or unblocks the person).
     async fn state(&self) -> TicketState {
         self.0.state.into()
     }
@@ -307,9 +324,11 @@ impl SupportTicket {
 /// One failed proof, masked.
 #[derive(SimpleObject)]
 pub struct FailedProof {
+    /// When the proof was given.
     pub at: DateTime<Utc>,
     /// e.g. `tin *****6789, npi ******7893, ptan ****34`
     pub masked_proof: String,
+    /// What did not match, in plain words.
     pub reason: String,
 }
 
@@ -332,22 +351,27 @@ impl Grant {
     }
 }
 
+/// A role a person holds in an organization.
 #[Object]
 impl Grant {
+    /// Where the role is held.
     async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Organization> {
         Ok(ctx
             .data_unchecked::<AccessService>()
             .organization(&self.0.organization)?)
     }
 
+    /// Who holds it.
     async fn person(&self) -> Person {
         Person::known_by_id(&self.0.person)
     }
 
+    /// The role.
     async fn role(&self) -> Role {
         self.0.role.into()
     }
 
+    /// Since when (a role change keeps the first grant time).
     async fn granted_at(&self) -> DateTime<Utc> {
         self.0.granted_at
     }
