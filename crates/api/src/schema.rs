@@ -23,7 +23,7 @@ use crate::read_models::{
     AuditEventConnection, AuditFilter, BlockedAccount, ClinicianConnection, ClinicianManualInput,
     ClinicianMatch, Decision, ManageAccess, Notification, RoleRequestConnection,
 };
-use crate::service::AccessService;
+use crate::service::{AccessService, Executed};
 use crate::subscriptions::{self, Audience};
 use crate::types::{
     ApmModel, Capability, Grant, Organization, OrganizationType, Person, RequestRolePayload, Role,
@@ -560,7 +560,7 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         request_id: &str,
-        command: fn(Uuid, PersonId) -> OrganizationCommand,
+        command: impl FnOnce(Uuid, PersonId) -> OrganizationCommand,
     ) -> ApiResult<RoleRequest> {
         let caller = identity(ctx)?;
         let id = parse("requestId", request_id, RoleRequestId::parse)?;
@@ -568,6 +568,20 @@ impl Mutation {
             .execute(&id.organization, command(id.request, caller.person.clone()))
             .await?;
         acted_on(&id.organization, &executed)
+    }
+
+    /// Runs `command` about one person of an organization.
+    async fn act_on_person(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: &str,
+        person_id: &str,
+        command: impl FnOnce(PersonId) -> OrganizationCommand,
+    ) -> ApiResult<(OrganizationId, Executed)> {
+        let organization = parse("organizationId", organization_id, OrganizationId::parse)?;
+        let person = parse("personId", person_id, PersonId::parse)?;
+        let executed = service(ctx).execute(&organization, command(person)).await?;
+        Ok((organization, executed))
     }
 }
 
@@ -642,16 +656,16 @@ impl Mutation {
         request_id: ID,
         reason: Option<String>,
     ) -> GqlResult<RoleRequest> {
-        let caller = identity(ctx)?;
-        let id = parse("requestId", &request_id, RoleRequestId::parse)?;
         let reason = note("reason", reason)?;
-        let command = OrganizationCommand::DenyRequest {
-            request_id: id.request,
-            approver: caller.person.clone(),
-            reason,
-        };
-        let executed = service(ctx).execute(&id.organization, command).await?;
-        Ok(acted_on(&id.organization, &executed)?)
+        Ok(self
+            .act_on_request(ctx, &request_id, |request_id, approver| {
+                OrganizationCommand::DenyRequest {
+                    request_id,
+                    approver,
+                    reason,
+                }
+            })
+            .await?)
     }
 
     /// The requester withdraws their own pending (or proof-rejected) request.
@@ -678,14 +692,12 @@ impl Mutation {
         person_id: ID,
         reason: Option<String>,
     ) -> GqlResult<bool> {
-        let caller = identity(ctx)?;
-        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
-        let command = OrganizationCommand::RevokeStaffUser {
-            person: parse("personId", &person_id, PersonId::parse)?,
-            by: caller.person.clone(),
-            reason: note("reason", reason)?,
-        };
-        service(ctx).execute(&organization, command).await?;
+        let by = identity(ctx)?.person.clone();
+        let reason = note("reason", reason)?;
+        self.act_on_person(ctx, &organization_id, &person_id, |person| {
+            OrganizationCommand::RevokeStaffUser { person, by, reason }
+        })
+        .await?;
         Ok(true)
     }
 
@@ -792,14 +804,12 @@ impl Mutation {
         person_id: ID,
         note: Option<String>,
     ) -> GqlResult<bool> {
-        let agent = identity(ctx)?.support_agent()?;
-        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
-        let command = OrganizationCommand::UnblockPerson {
-            person: parse("personId", &person_id, PersonId::parse)?,
-            by: agent.person().clone(),
-            note: self::note("note", note)?,
-        };
-        service(ctx).execute(&organization, command).await?;
+        let by = identity(ctx)?.support_agent()?.person().clone();
+        let note = self::note("note", note)?;
+        self.act_on_person(ctx, &organization_id, &person_id, |person| {
+            OrganizationCommand::UnblockPerson { person, by, note }
+        })
+        .await?;
         Ok(true)
     }
 
@@ -813,17 +823,21 @@ impl Mutation {
         role: Role,
         note: Option<String>,
     ) -> GqlResult<Grant> {
-        let agent = identity(ctx)?.support_agent()?;
-        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
-        let person = parse("personId", &person_id, PersonId::parse)?;
-        let command = OrganizationCommand::ChangeRole {
-            person: person.clone(),
-            role: role.into(),
-            by: agent.person().clone(),
-            note: self::note("note", note)?,
-        };
-        let service = service(ctx);
-        let executed = service.execute(&organization, command).await?;
+        let by = identity(ctx)?.support_agent()?.person().clone();
+        let note = self::note("note", note)?;
+        let mut changed = None;
+        let (organization, executed) = self
+            .act_on_person(ctx, &organization_id, &person_id, |person| {
+                changed = Some(person.clone());
+                OrganizationCommand::ChangeRole {
+                    person,
+                    role: role.into(),
+                    by,
+                    note,
+                }
+            })
+            .await?;
+        let person = changed.expect("the command was built");
         let grant = executed.state.grant_of(&person).ok_or_else(|| {
             ApiError::internal("reading a role change", &"the grant is not in the state")
         })?;
@@ -839,14 +853,12 @@ impl Mutation {
         person_id: ID,
         note: Option<String>,
     ) -> GqlResult<bool> {
-        let agent = identity(ctx)?.support_agent()?;
-        let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
-        let command = OrganizationCommand::RemoveSecurityOfficial {
-            person: parse("personId", &person_id, PersonId::parse)?,
-            by: agent.person().clone(),
-            note: self::note("note", note)?,
-        };
-        service(ctx).execute(&organization, command).await?;
+        let by = identity(ctx)?.support_agent()?.person().clone();
+        let note = self::note("note", note)?;
+        self.act_on_person(ctx, &organization_id, &person_id, |person| {
+            OrganizationCommand::RemoveSecurityOfficial { person, by, note }
+        })
+        .await?;
         Ok(true)
     }
 }
