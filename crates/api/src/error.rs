@@ -31,8 +31,6 @@ pub enum ErrorCode {
     ClinicianInfoMissing,
     ClinicianNotVerified,
     Internal,
-    /// Part of the contract this server does not answer yet.
-    NotImplemented,
     /// Too many attempts or changes for now; the message says when to retry.
     RateLimited,
     /// The request ran past the server's time limit; safe to retry.
@@ -62,7 +60,6 @@ impl ErrorCode {
             ErrorCode::ClinicianInfoMissing => "CLINICIAN_INFO_MISSING",
             ErrorCode::ClinicianNotVerified => "CLINICIAN_NOT_VERIFIED",
             ErrorCode::Internal => "INTERNAL",
-            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::InvalidQuery => "INVALID_QUERY",
@@ -86,7 +83,6 @@ pub enum ApiError {
     Refused(AccessError),
     /// A concurrent write won.
     Conflict,
-    NotImplemented(&'static str),
     /// Already logged with context by [`ApiError::internal`].
     Internal,
     ClinicianNotFound,
@@ -137,7 +133,6 @@ impl ApiError {
             ApiError::Conflict => {
                 "Another change to this organization was saved at the same moment; retry the request.".into()
             }
-            ApiError::NotImplemented(what) => format!("{what} is not available yet on this server."),
             ApiError::Internal => "Unknown error; it has been logged.".into(),
             ApiError::ClinicianNotFound => CLINICIAN_NOT_FOUND.into(),
             ApiError::ClinicianInfoMissing => CLINICIAN_INFO_MISSING.into(),
@@ -162,7 +157,6 @@ impl ApiError {
             ApiError::InvalidInput { .. } => ErrorCode::InvalidInput,
             ApiError::Refused(refusal) => refusal_code(refusal),
             ApiError::Conflict | ApiError::IdempotentInProgress => ErrorCode::Conflict,
-            ApiError::NotImplemented(_) => ErrorCode::NotImplemented,
             ApiError::Internal | ApiError::NpiAssociationFailed => ErrorCode::Internal,
             ApiError::ClinicianNotFound => ErrorCode::ClinicianNotFound,
             ApiError::ClinicianInfoMissing => ErrorCode::ClinicianInfoMissing,
