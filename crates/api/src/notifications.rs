@@ -5,6 +5,10 @@
 //! A notification's id is `<event position>:<person id>`: one event may tell several
 //! people (a new request, every Security Official), each of whom gets an id of their own.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use access_domain::identifiers::PersonId;
 use access_projections::People;
 use async_graphql::ID;
@@ -66,6 +70,9 @@ pub(crate) async fn mark_read(
 /// failure is logged and the mutation goes on: its emails would be undeliverable, the
 /// command is not at stake.
 pub(crate) async fn remember(service: &AccessService, identity: &Identity) {
+    if !service.recently_remembered().needs_recording(identity) {
+        return;
+    }
     let people = People::new(service.database().clone());
     let remembered = people
         .remember(
@@ -75,6 +82,56 @@ pub(crate) async fn remember(service: &AccessService, identity: &Identity) {
         )
         .await;
     if let Err(error) = remembered {
+        service.recently_remembered().forget(&identity.person);
         tracing::warn!(%error, "could not record the caller's name and email for notifications");
+    }
+}
+
+/// Whose name and address this process recorded lately, so a burst of mutations by one
+/// person writes the people table once. Entries expire, so a row erased meanwhile
+/// (`access-server erase-person`) is written again by the person's next mutation
+/// within minutes.
+#[derive(Default)]
+pub(crate) struct RecentlyRemembered(Mutex<HashMap<PersonId, Recorded>>);
+
+struct Recorded {
+    display_name: Option<String>,
+    email: Option<String>,
+    at: Instant,
+}
+
+const REMEMBER_AGAIN_AFTER: Duration = Duration::from_secs(300);
+/// Past this many people the memory starts afresh: it saves writes, it is not a directory.
+const REMEMBERED_AT_MOST: usize = 100_000;
+
+impl RecentlyRemembered {
+    /// True unless the same name and address were recorded for the person lately;
+    /// counts them as recorded from now on.
+    fn needs_recording(&self, identity: &Identity) -> bool {
+        let mut recorded = self.0.lock().expect("never poisoned");
+        let fresh = recorded.get(&identity.person).is_some_and(|seen| {
+            seen.display_name == identity.display_name
+                && seen.email == identity.email
+                && seen.at.elapsed() < REMEMBER_AGAIN_AFTER
+        });
+        if fresh {
+            return false;
+        }
+        if recorded.len() >= REMEMBERED_AT_MOST {
+            recorded.clear();
+        }
+        recorded.insert(
+            identity.person.clone(),
+            Recorded {
+                display_name: identity.display_name.clone(),
+                email: identity.email.clone(),
+                at: Instant::now(),
+            },
+        );
+        true
+    }
+
+    fn forget(&self, person: &PersonId) {
+        self.0.lock().expect("never poisoned").remove(person);
     }
 }

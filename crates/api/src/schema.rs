@@ -9,7 +9,7 @@ use access_domain::identifiers::{
 };
 use access_domain::proof::SecurityOfficialProof as Proof;
 use access_domain::roles::Role as DomainRole;
-use access_domain::{OrganizationCommand, OrganizationEvent};
+use access_domain::{Organization as OrganizationState, OrganizationCommand, OrganizationEvent};
 use access_reference::SearchError;
 use async_graphql::{Context, InputObject, Object, Schema, Subscription, ID};
 use futures_util::Stream;
@@ -324,16 +324,18 @@ impl Query {
     async fn role_request(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<RoleRequest>> {
         let caller = identity(ctx)?;
         let id = parse("id", &id, RoleRequestId::parse)?;
-        let state = service(ctx).load(&id.organization).await?;
-        let Some(request) = state.request(&id.request) else {
-            return Ok(None);
-        };
-        let may_see = request.person == caller.person
-            || caller.may_read_everything()
-            || state
-                .grant_of(&caller.person)
-                .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial);
-        Ok(may_see.then(|| RoleRequest::from_state(&id.organization, request)))
+        let request = service(ctx)
+            .read(&id.organization, |state| {
+                let request = state.request(&id.request)?;
+                let may_see = request.person == caller.person
+                    || caller.may_read_everything()
+                    || state
+                        .grant_of(&caller.person)
+                        .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial);
+                may_see.then(|| RoleRequest::from_state(&id.organization, request))
+            })
+            .await?;
+        Ok(request)
     }
 
     /// Everyone holding a role in the organization: for its Security Officials,
@@ -347,19 +349,25 @@ impl Query {
         let id = parse("organizationId", &organization_id, OrganizationId::parse)?;
         let service = service(ctx);
         service.organization(&id)?;
-        let state = service.load(&id).await?;
-        let is_security_official = state
-            .grant_of(&caller.person)
-            .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial);
-        if !(is_security_official || caller.may_read_everything()) {
-            return Err(ApiError::Forbidden(
+        let users = service
+            .read(&id, |state| {
+                let is_security_official = state
+                    .grant_of(&caller.person)
+                    .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial);
+                (is_security_official || caller.may_read_everything()).then(|| {
+                    state
+                        .grants()
+                        .map(|(person, grant)| Grant::from_state(&id, person, grant))
+                        .collect()
+                })
+            })
+            .await?;
+        users.ok_or_else(|| {
+            ApiError::Forbidden(
                 "Only this organization's Security Officials, support staff and auditors see its users.".into(),
-            ).into());
-        }
-        Ok(state
-            .grants()
-            .map(|(person, grant)| Grant::from_state(&id, person, grant))
-            .collect())
+            )
+            .into()
+        })
     }
 
     /// Support staff: who is blocked where, with their ticket and masked attempts.
@@ -450,12 +458,12 @@ impl Query {
         let organization = parse("organizationId", &organization_id, OrganizationId::parse)?;
         let service = service(ctx);
         service.organization(&organization)?;
-        let state = service.load(&organization).await?;
-        Ok(decide(
-            &organization,
-            state.grant_of(&person).map(|grant| grant.role),
-            capability.into(),
-        ))
+        let role = service
+            .read(&organization, |state| {
+                state.grant_of(&person).map(|grant| grant.role)
+            })
+            .await?;
+        Ok(decide(&organization, role, capability.into()))
     }
 
     /// The clinician of the eligibility data whose first and last name match
@@ -536,16 +544,16 @@ pub struct Mutation;
 /// The request a mutation acted on, from its events and the state after them.
 fn acted_on(
     organization: &OrganizationId,
-    executed: &crate::service::Executed,
+    state: &OrganizationState,
+    events: &[OrganizationEvent],
 ) -> ApiResult<RoleRequest> {
-    let request_id = executed
-        .events
+    let request_id = events
         .iter()
         .find_map(OrganizationEvent::request_id)
         .ok_or_else(|| {
             ApiError::internal("reading a command's outcome", &"no event named a request")
         })?;
-    let request = executed.state.request(&request_id).ok_or_else(|| {
+    let request = state.request(&request_id).ok_or_else(|| {
         ApiError::internal(
             "reading a command's outcome",
             &"the request is not in the state",
@@ -564,24 +572,34 @@ impl Mutation {
     ) -> ApiResult<RoleRequest> {
         let caller = identity(ctx)?;
         let id = parse("requestId", request_id, RoleRequestId::parse)?;
-        let executed = service(ctx)
-            .execute(&id.organization, command(id.request, caller.person.clone()))
-            .await?;
-        acted_on(&id.organization, &executed)
+        service(ctx)
+            .execute(
+                &id.organization,
+                command(id.request, caller.person.clone()),
+                |state, events| acted_on(&id.organization, state, events),
+            )
+            .await?
+            .outcome
     }
 
-    /// Runs `command` about one person of an organization.
-    async fn act_on_person(
+    /// Runs `command` about one person of an organization; `read` sees that
+    /// person and the organization's state after the command.
+    async fn act_on_person<R>(
         &self,
         ctx: &Context<'_>,
         organization_id: &str,
         person_id: &str,
         command: impl FnOnce(PersonId) -> OrganizationCommand,
-    ) -> ApiResult<(OrganizationId, Executed)> {
+        read: impl FnOnce(&OrganizationId, &PersonId, &OrganizationState) -> R,
+    ) -> ApiResult<R> {
         let organization = parse("organizationId", organization_id, OrganizationId::parse)?;
         let person = parse("personId", person_id, PersonId::parse)?;
-        let executed = service(ctx).execute(&organization, command(person)).await?;
-        Ok((organization, executed))
+        let executed = service(ctx)
+            .execute(&organization, command(person.clone()), |state, _| {
+                read(&organization, &person, state)
+            })
+            .await?;
+        Ok(executed.outcome)
     }
 }
 
@@ -617,15 +635,19 @@ impl Mutation {
             role: input.role.into(),
             proof,
         };
-        let executed = service.execute(&organization, command).await?;
-        let attempts_remaining = executed.events.iter().find_map(|event| match event {
+        let Executed { outcome, events } = service
+            .execute(&organization, command, |state, events| {
+                acted_on(&organization, state, events)
+            })
+            .await?;
+        let attempts_remaining = events.iter().find_map(|event| match event {
             OrganizationEvent::ProofRejected {
                 attempts_remaining, ..
             } => Some(i32::from(*attempts_remaining)),
             _ => None,
         });
         Ok(RequestRolePayload {
-            request: acted_on(&organization, &executed)?,
+            request: outcome?,
             proof_rejected: attempts_remaining.is_some(),
             attempts_remaining,
         })
@@ -694,9 +716,13 @@ impl Mutation {
     ) -> GqlResult<bool> {
         let by = identity(ctx)?.person.clone();
         let reason = note("reason", reason)?;
-        self.act_on_person(ctx, &organization_id, &person_id, |person| {
-            OrganizationCommand::RevokeStaffUser { person, by, reason }
-        })
+        self.act_on_person(
+            ctx,
+            &organization_id,
+            &person_id,
+            |person| OrganizationCommand::RevokeStaffUser { person, by, reason },
+            |_, _, _| (),
+        )
         .await?;
         Ok(true)
     }
@@ -789,7 +815,7 @@ impl Mutation {
             by: agent.person().clone(),
             note,
         };
-        service.execute(&organization, command).await?;
+        service.execute(&organization, command, |_, _| ()).await?;
         Ok(service.ticket(&number).await?.ok_or_else(|| {
             ApiError::internal("reading a resolved ticket", &"the ticket left the view")
         })?)
@@ -806,9 +832,13 @@ impl Mutation {
     ) -> GqlResult<bool> {
         let by = identity(ctx)?.support_agent()?.person().clone();
         let note = self::note("note", note)?;
-        self.act_on_person(ctx, &organization_id, &person_id, |person| {
-            OrganizationCommand::UnblockPerson { person, by, note }
-        })
+        self.act_on_person(
+            ctx,
+            &organization_id,
+            &person_id,
+            |person| OrganizationCommand::UnblockPerson { person, by, note },
+            |_, _, _| (),
+        )
         .await?;
         Ok(true)
     }
@@ -825,23 +855,25 @@ impl Mutation {
     ) -> GqlResult<Grant> {
         let by = identity(ctx)?.support_agent()?.person().clone();
         let note = self::note("note", note)?;
-        let mut changed = None;
-        let (organization, executed) = self
-            .act_on_person(ctx, &organization_id, &person_id, |person| {
-                changed = Some(person.clone());
-                OrganizationCommand::ChangeRole {
-                    person,
-                    role: role.into(),
-                    by,
-                    note,
-                }
-            })
-            .await?;
-        let person = changed.expect("the command was built");
-        let grant = executed.state.grant_of(&person).ok_or_else(|| {
-            ApiError::internal("reading a role change", &"the grant is not in the state")
-        })?;
-        Ok(Grant::from_state(&organization, &person, grant))
+        self.act_on_person(
+            ctx,
+            &organization_id,
+            &person_id,
+            |person| OrganizationCommand::ChangeRole {
+                person,
+                role: role.into(),
+                by,
+                note,
+            },
+            |organization, person, state| {
+                let grant = state.grant_of(person).ok_or_else(|| {
+                    ApiError::internal("reading a role change", &"the grant is not in the state")
+                })?;
+                Ok::<_, ApiError>(Grant::from_state(organization, person, grant))
+            },
+        )
+        .await?
+        .map_err(Into::into)
     }
 
     /// Support staff: remove a Security Official who left. Removing the last
@@ -855,9 +887,13 @@ impl Mutation {
     ) -> GqlResult<bool> {
         let by = identity(ctx)?.support_agent()?.person().clone();
         let note = self::note("note", note)?;
-        self.act_on_person(ctx, &organization_id, &person_id, |person| {
-            OrganizationCommand::RemoveSecurityOfficial { person, by, note }
-        })
+        self.act_on_person(
+            ctx,
+            &organization_id,
+            &person_id,
+            |person| OrganizationCommand::RemoveSecurityOfficial { person, by, note },
+            |_, _, _| (),
+        )
         .await?;
         Ok(true)
     }

@@ -1,6 +1,7 @@
 //! The wiring of the domain to its stores: the one place the aggregate's
 //! services, the event store and the reference data meet.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 
 use crate::clinician::FailureLimiter;
 use crate::error::{ApiError, ApiResult};
+use crate::notifications::RecentlyRemembered;
 use crate::observe::{Metrics, MutationLimit};
 use crate::types::{Organization, SupportTicket};
 
@@ -36,9 +38,10 @@ impl TicketNumbers for DatabaseTickets {
     }
 }
 
-/// What a command changed: the organization's state after it, and its events.
-pub struct Executed {
-    pub state: OrganizationState,
+/// What a command changed: its events, and what the caller read from them and
+/// the organization's state right after them.
+pub struct Executed<R> {
+    pub outcome: R,
     pub events: Vec<OrganizationEvent>,
 }
 
@@ -56,6 +59,7 @@ struct Inner {
     clinician_failures: FailureLimiter,
     metrics: Arc<Metrics>,
     mutation_limit: Arc<MutationLimit>,
+    recently_remembered: RecentlyRemembered,
 }
 
 /// Longest a mutation waits for the views to show its effect before
@@ -65,10 +69,6 @@ const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 /// Mutations one person may make per second on average, and in a burst.
 const MUTATIONS_PER_SECOND: f64 = 50.0;
 const MUTATION_BURST: f64 = 100.0;
-
-/// Retries of a command that lost a race before the conflict reaches the
-/// client; only for commands whose retry cannot do harm.
-const CONFLICT_RETRIES: usize = 3;
 
 impl AccessService {
     pub fn new(database: Database, reference: Arc<ReferenceData>, projector: Projector) -> Self {
@@ -88,6 +88,7 @@ impl AccessService {
                 clinician_failures: FailureLimiter::default(),
                 metrics: Arc::default(),
                 mutation_limit: Arc::new(MutationLimit::new(MUTATIONS_PER_SECOND, MUTATION_BURST)),
+                recently_remembered: RecentlyRemembered::default(),
             }),
         }
     }
@@ -102,6 +103,10 @@ impl AccessService {
 
     pub fn mutation_limit(&self) -> &Arc<MutationLimit> {
         &self.inner.mutation_limit
+    }
+
+    pub(crate) fn recently_remembered(&self) -> &RecentlyRemembered {
+        &self.inner.recently_remembered
     }
 
     pub fn clinician_failures(&self) -> &FailureLimiter {
@@ -142,25 +147,43 @@ impl AccessService {
             .map_err(|error| ApiError::internal(&format!("reading ticket {number}"), &error))
     }
 
-    /// The organization's current state, straight from its events.
-    pub async fn load(&self, id: &OrganizationId) -> ApiResult<OrganizationState> {
+    /// Reads the organization's current state, including every command committed
+    /// before the call by any server process.
+    pub async fn read<R>(
+        &self,
+        id: &OrganizationId,
+        read: impl FnOnce(&OrganizationState) -> R,
+    ) -> ApiResult<R> {
         self.inner
             .organizations
-            .load(&id.to_string())
+            .read(&id.to_string(), read)
             .await
             .map_err(|error| ApiError::internal(&format!("loading organization {id}"), &error))
     }
 
-    /// Runs a command; it is durable when this returns.
-    pub async fn execute(
+    /// Runs a command; it is durable when this returns. `read` sees its events and
+    /// the organization's state right after them.
+    pub async fn execute<R>(
         &self,
         id: &OrganizationId,
         command: OrganizationCommand,
-    ) -> ApiResult<Executed> {
+        read: impl FnOnce(&OrganizationState, &[OrganizationEvent]) -> R,
+    ) -> ApiResult<Executed<R>> {
         let committed = self
             .inner
             .organizations
-            .execute(&id.to_string(), command)
+            .execute(
+                &id.to_string(),
+                command,
+                HashMap::new(),
+                |state, envelopes| {
+                    let events = envelopes
+                        .iter()
+                        .map(|envelope| envelope.payload.clone())
+                        .collect::<Vec<_>>();
+                    (read(state, &events), events)
+                },
+            )
             .await
             .map_err(|error| {
                 ApiError::from_command(&format!("command on organization {id}"), error)
@@ -181,14 +204,8 @@ impl AccessService {
                 );
             }
         }
-        Ok(Executed {
-            state: committed.aggregate,
-            events: committed
-                .events
-                .into_iter()
-                .map(|envelope| envelope.payload)
-                .collect(),
-        })
+        let (outcome, events) = committed.outcome;
+        Ok(Executed { outcome, events })
     }
 
     /// Grants the Clinician role on each organization in turn (they are
@@ -203,38 +220,38 @@ impl AccessService {
     ) -> ApiResult<Vec<(OrganizationId, GrantState)>> {
         let mut grants = Vec::new();
         for organization in organizations {
-            let command = || OrganizationCommand::GrantClinicianRole {
+            let command = OrganizationCommand::GrantClinicianRole {
                 person: person.clone(),
                 npi: npi.clone(),
             };
-            let mut outcome = self.execute(organization, command()).await;
-            for _ in 0..CONFLICT_RETRIES {
-                if !matches!(outcome, Err(ApiError::Conflict)) {
-                    break;
-                }
-                outcome = self.execute(organization, command()).await;
-            }
-            let state = match outcome {
-                Ok(executed) => {
-                    let refused = executed.events.iter().any(|event| {
+            let clinician_grant = |state: &OrganizationState| {
+                state
+                    .grant_of(person)
+                    .filter(|grant| grant.role == Role::Clinician)
+                    .cloned()
+            };
+            let grant = match self
+                .execute(organization, command, |state, events| {
+                    let refused = events.iter().any(|event| {
                         matches!(event, OrganizationEvent::ClinicianClaimRefused { .. })
                     });
-                    if refused {
-                        return Err(ApiError::ClinicianNotVerified);
-                    }
-                    executed.state
-                }
+                    (!refused).then(|| clinician_grant(state))
+                })
+                .await
+            {
+                Ok(Executed { outcome: None, .. }) => return Err(ApiError::ClinicianNotVerified),
+                Ok(Executed {
+                    outcome: Some(grant),
+                    ..
+                }) => grant,
                 Err(ApiError::Refused(AccessError::AlreadyConnected(_))) => {
-                    self.load(organization).await?
+                    self.read(organization, clinician_grant).await?
                 }
                 Err(ApiError::Internal) => return Err(ApiError::NpiAssociationFailed),
                 Err(other) => return Err(other),
             };
-            if let Some(grant) = state
-                .grant_of(person)
-                .filter(|grant| grant.role == Role::Clinician)
-            {
-                grants.push((organization.clone(), grant.clone()));
+            if let Some(grant) = grant {
+                grants.push((organization.clone(), grant));
             }
         }
         Ok(grants)

@@ -1,8 +1,10 @@
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
@@ -11,28 +13,42 @@ use crate::error::StoreError;
 
 /// Commands in, events out, for one aggregate type, on whichever database was configured.
 ///
-/// A thin switch over the postgres-es and sqlite-es frameworks, so the rest of the
-/// product never names a database. Aggregates are rebuilt from their events on every
-/// command (no snapshots): organizations have few events, and snapshots would be one
-/// more thing to keep compatible. No cqrs-es queries are attached either: views follow
-/// the global log through [`Database::events_after`], which survives restarts and works
-/// across processes, where cqrs-es queries only see this process's commits.
+/// Events are read and written through the postgres-es and sqlite-es repositories, so the
+/// rest of the product never names a database. Each aggregate this process has touched
+/// stays in memory with the sequence of its last event, and commands on one aggregate run
+/// one after another (a queue per aggregate), so concurrent commands in one process never
+/// lose an optimistic-lock race against each other. Other processes writing the same
+/// aggregate are caught by the store's optimistic lock; see docs/adr/05-aggregate-cache.md.
+///
+/// No snapshots and no cqrs-es queries: views follow the global log through
+/// [`Database::events_after`], which survives restarts and works across processes.
 pub struct AggregateStore<A: Aggregate> {
-    backend: Backend<A>,
+    repository: Repository,
     services: A::Services,
     database: Database,
+    cache: Cache<A>,
 }
 
-enum Backend<A: Aggregate> {
-    Sqlite(PersistedEventStore<SqliteEventRepository, A>),
-    Postgres(PersistedEventStore<PostgresEventRepository, A>),
+enum Repository {
+    Sqlite(SqliteEventRepository),
+    Postgres(PostgresEventRepository),
 }
 
-/// What an accepted command did: the aggregate's state after it and the
-/// events appended, with their sequence numbers.
-pub struct Committed<A: Aggregate> {
-    pub aggregate: A,
+/// Runs one `PersistedEventRepository` call on whichever repository is configured.
+macro_rules! on_repository {
+    ($repository:expr, |$repo:ident| $body:expr) => {
+        match $repository {
+            Repository::Sqlite($repo) => $body,
+            Repository::Postgres($repo) => $body,
+        }
+    };
+}
+
+/// What an accepted command did: the events it appended, with their sequence numbers,
+/// and what the caller read from them and the aggregate's state right after them.
+pub struct Committed<A: Aggregate, R> {
     pub events: Vec<EventEnvelope<A>>,
+    pub outcome: R,
     /// The global position of the command's last event: what a reader waits for to see
     /// the command's effect in the views (read-your-writes). `None` when the command
     /// appended nothing, or in the rare case where the commit succeeded but reading its
@@ -40,54 +56,70 @@ pub struct Committed<A: Aggregate> {
     pub position: Option<i64>,
 }
 
-impl<A: Aggregate + Clone> AggregateStore<A> {
+/// Aggregates kept in memory at most; the least recently used idle ones go first.
+const CACHED_AGGREGATES: usize = 10_000;
+
+/// Times a command is handled again after another process appended to its aggregate
+/// first, before the conflict reaches the caller.
+const CONFLICT_RETRIES: usize = 8;
+
+impl<A> AggregateStore<A>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
     pub fn new(db: &Database, services: A::Services) -> Self {
-        let backend = match db.pool() {
-            Pool::Sqlite(pool) => Backend::Sqlite(PersistedEventStore::new_event_store(
-                SqliteEventRepository::new(pool.clone()),
-            )),
-            Pool::Postgres(pool) => Backend::Postgres(PersistedEventStore::new_event_store(
-                PostgresEventRepository::new(pool.clone()),
-            )),
+        let repository = match db.pool() {
+            Pool::Sqlite(pool) => Repository::Sqlite(SqliteEventRepository::new(pool.clone())),
+            Pool::Postgres(pool) => {
+                Repository::Postgres(PostgresEventRepository::new(pool.clone()))
+            }
         };
         AggregateStore {
-            backend,
+            repository,
             services,
             database: db.clone(),
+            cache: Cache::new(CACHED_AGGREGATES),
         }
     }
 
     /// Handles `command` against the aggregate's current state and appends the events it
-    /// produced; they are durable when this returns. A concurrent command that appended
-    /// first makes this one fail with [`AggregateError::AggregateConflict`] and append
-    /// nothing; the caller may retry it against the new state.
+    /// produced; they are durable when this returns, and `read` sees them and the state right
+    /// after them. Commands on one aggregate from this process wait their turn. When another
+    /// process appended first, the command is handled again against the new state, so it
+    /// is decided exactly as if it had been queued behind the other; only a conflict that
+    /// persists through every retry is returned, as [`AggregateError::AggregateConflict`],
+    /// with nothing appended.
     ///
     /// A successful commit wakes this process's tailers ([`Database::commits`]).
-    pub async fn execute(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-    ) -> Result<Committed<A>, AggregateError<A::Error>> {
-        self.execute_with_metadata(aggregate_id, command, HashMap::new())
-            .await
-    }
-
-    /// As [`execute`](Self::execute), storing `metadata` (who, from where, correlation
-    /// ids) with every event the command produces.
-    pub async fn execute_with_metadata(
+    pub async fn execute<R>(
         &self,
         aggregate_id: &str,
         command: A::Command,
         metadata: HashMap<String, String>,
-    ) -> Result<Committed<A>, AggregateError<A::Error>> {
-        let (aggregate, events) = match &self.backend {
-            Backend::Sqlite(store) => {
-                handle_and_commit(store, &self.services, aggregate_id, command, metadata).await
+        read: impl FnOnce(&A, &[EventEnvelope<A>]) -> R,
+    ) -> Result<Committed<A, R>, AggregateError<A::Error>> {
+        let slot = self.cache.slot(aggregate_id);
+        let mut cached = slot.state.lock().await;
+        let handled = self
+            .handle_and_commit(&mut cached, aggregate_id, command, metadata)
+            .await;
+        let (events, outcome) = match handled {
+            Ok(events) => {
+                let loaded = cached.as_ref().expect("a committed aggregate is loaded");
+                let outcome = read(&loaded.aggregate, &events);
+                (events, outcome)
             }
-            Backend::Postgres(store) => {
-                handle_and_commit(store, &self.services, aggregate_id, command, metadata).await
+            Err(error) => {
+                // A failed read or write leaves this copy's state in doubt: the next
+                // command reloads it from the store.
+                if !matches!(error, AggregateError::UserError(_)) {
+                    *cached = None;
+                }
+                return Err(error);
             }
-        }?;
+        };
+        drop(cached);
         let position = match events.last() {
             None => None,
             Some(last) => {
@@ -100,22 +132,125 @@ impl<A: Aggregate + Clone> AggregateStore<A> {
             }
         };
         Ok(Committed {
-            aggregate,
             events,
+            outcome,
             position,
         })
     }
 
-    /// The aggregate's current state, for reads that must not wait for a projection.
+    /// Reads the aggregate's current state, for answers that must not wait for a
+    /// projection. It includes every event committed before the call, by any process.
     /// An aggregate without events is `A::default()`.
-    pub async fn load(&self, aggregate_id: &str) -> Result<A, StoreError> {
-        let loaded = match &self.backend {
-            Backend::Sqlite(store) => store.load_aggregate(aggregate_id).await,
-            Backend::Postgres(store) => store.load_aggregate(aggregate_id).await,
+    pub async fn read<R>(
+        &self,
+        aggregate_id: &str,
+        read: impl FnOnce(&A) -> R,
+    ) -> Result<R, StoreError> {
+        let slot = self.cache.slot(aggregate_id);
+        let mut cached = slot.state.lock().await;
+        let current = match cached.take() {
+            None => self.load(aggregate_id).await,
+            Some(mut loaded) => self
+                .catch_up(aggregate_id, &mut loaded)
+                .await
+                .map(|_| loaded),
         };
-        loaded
-            .map(|context| context.aggregate)
-            .map_err(|error| self.load_error(aggregate_id, error))
+        let loaded = current.map_err(|error| self.load_error(aggregate_id, error))?;
+        Ok(read(&cached.insert(loaded).aggregate))
+    }
+
+    /// Handles the command on the cached state, which it updates in place, and appends
+    /// the events. The state may be behind other processes' commits: appending then
+    /// conflicts on the next sequence number, and a refusal or a command that changes
+    /// nothing is only trusted once the state is known to be current.
+    async fn handle_and_commit(
+        &self,
+        cached: &mut Option<Loaded<A>>,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let mut current = cached.is_none();
+        if current {
+            *cached = Some(self.load(aggregate_id).await?);
+        }
+        let mut conflicts = 0;
+        loop {
+            let loaded = cached.as_mut().expect("loaded above");
+            let sink = EventSink::default();
+            let handled = loaded
+                .aggregate
+                .handle(command.clone(), &self.services, &sink)
+                .await;
+            let events = sink.collect().await;
+            if handled.is_err() || events.is_empty() {
+                if !events.is_empty() {
+                    // Refused after writing: the events were applied to the state
+                    // but will never be stored.
+                    *cached = Some(self.load(aggregate_id).await?);
+                } else if !current && self.catch_up(aggregate_id, loaded).await? > 0 {
+                    current = true;
+                    continue;
+                }
+                return handled
+                    .map(|()| Vec::new())
+                    .map_err(AggregateError::UserError);
+            }
+            let envelopes = envelopes(aggregate_id, loaded.sequence, events, &metadata);
+            match self.persist(&envelopes).await {
+                Ok(()) => {
+                    loaded.sequence += envelopes.len();
+                    return Ok(envelopes);
+                }
+                Err(AggregateError::AggregateConflict) if conflicts < CONFLICT_RETRIES => {
+                    conflicts += 1;
+                    // The state already holds the events that lost the race.
+                    *cached = Some(self.load(aggregate_id).await?);
+                    current = true;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn persist(
+        &self,
+        envelopes: &[EventEnvelope<A>],
+    ) -> Result<(), AggregateError<A::Error>> {
+        let serialized = envelopes
+            .iter()
+            .map(SerializedEvent::try_from)
+            .collect::<Result<Vec<_>, PersistenceError>>()?;
+        on_repository!(&self.repository, |repo| repo
+            .persist::<A>(&serialized, None)
+            .await)?;
+        Ok(())
+    }
+
+    /// The aggregate from all its events.
+    async fn load(&self, aggregate_id: &str) -> Result<Loaded<A>, AggregateError<A::Error>> {
+        let serialized = on_repository!(&self.repository, |repo| repo
+            .get_events::<A>(aggregate_id)
+            .await)?;
+        let mut loaded = Loaded {
+            aggregate: A::default(),
+            sequence: 0,
+        };
+        apply(&mut loaded, serialized)?;
+        Ok(loaded)
+    }
+
+    /// Applies the events other processes appended since `loaded` was current, and
+    /// says how many there were.
+    async fn catch_up(
+        &self,
+        aggregate_id: &str,
+        loaded: &mut Loaded<A>,
+    ) -> Result<usize, AggregateError<A::Error>> {
+        let serialized = on_repository!(&self.repository, |repo| repo
+            .get_last_events::<A>(aggregate_id, loaded.sequence)
+            .await)?;
+        Ok(apply(loaded, serialized)?)
     }
 
     fn load_error(&self, aggregate_id: &str, error: AggregateError<A::Error>) -> StoreError {
@@ -148,30 +283,101 @@ impl<A: Aggregate + Clone> AggregateStore<A> {
     }
 }
 
-/// What `CqrsFramework::execute_with_metadata` does, keeping the state and the
-/// committed events it would discard. Views follow the global log instead of
-/// cqrs-es queries, so there is nothing to dispatch.
-async fn handle_and_commit<A, ES>(
-    store: &ES,
-    services: &A::Services,
+/// An aggregate's state and the sequence number of the last event in it.
+struct Loaded<A> {
+    aggregate: A,
+    sequence: usize,
+}
+
+fn apply<A: Aggregate>(
+    loaded: &mut Loaded<A>,
+    serialized: Vec<SerializedEvent>,
+) -> Result<usize, PersistenceError> {
+    let count = serialized.len();
+    for event in serialized {
+        let envelope = EventEnvelope::<A>::try_from(event)?;
+        loaded.sequence = envelope.sequence;
+        loaded.aggregate.apply(envelope.payload);
+    }
+    Ok(count)
+}
+
+fn envelopes<A: Aggregate>(
     aggregate_id: &str,
-    command: A::Command,
-    metadata: HashMap<String, String>,
-) -> Result<(A, Vec<EventEnvelope<A>>), AggregateError<A::Error>>
-where
-    A: Aggregate + Clone,
-    ES: EventStore<A>,
-{
-    let mut context = store.load_aggregate(aggregate_id).await?;
-    let sink = EventSink::default();
-    context
-        .aggregate()
-        .handle(command, services, &sink)
-        .await
-        .map_err(AggregateError::UserError)?;
-    let aggregate = context.aggregate().clone();
-    let events = store
-        .commit(sink.collect().await, context, metadata)
-        .await?;
-    Ok((aggregate, events))
+    last_sequence: usize,
+    events: Vec<A::Event>,
+    metadata: &HashMap<String, String>,
+) -> Vec<EventEnvelope<A>> {
+    events
+        .into_iter()
+        .zip(last_sequence + 1..)
+        .map(|(payload, sequence)| EventEnvelope {
+            aggregate_id: aggregate_id.to_string(),
+            sequence,
+            payload,
+            metadata: metadata.clone(),
+        })
+        .collect()
+}
+
+/// The aggregates this process holds in memory, each behind its own lock: holding the
+/// lock is a command's turn in the aggregate's queue (tokio's mutex is first come, first
+/// served). `None` until the aggregate is loaded, and again after a failure.
+struct Cache<A> {
+    slots: Mutex<HashMap<String, Arc<Slot<A>>>>,
+    capacity: usize,
+    clock: AtomicU64,
+}
+
+struct Slot<A> {
+    state: tokio::sync::Mutex<Option<Loaded<A>>>,
+    last_used: AtomicU64,
+}
+
+impl<A> Cache<A> {
+    fn new(capacity: usize) -> Self {
+        Cache {
+            slots: Mutex::default(),
+            capacity,
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    /// The aggregate's slot; eviction leaves it alone while the caller holds it.
+    fn slot(&self, aggregate_id: &str) -> Arc<Slot<A>> {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut slots = self
+            .slots
+            .lock()
+            .expect("the cache's map is never poisoned");
+        let slot = slots
+            .entry(aggregate_id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    state: tokio::sync::Mutex::new(None),
+                    last_used: AtomicU64::new(now),
+                })
+            })
+            .clone();
+        slot.last_used.store(now, Ordering::Relaxed);
+        if slots.len() > self.capacity {
+            evict_idle(&mut slots, self.capacity - self.capacity / 10);
+        }
+        slot
+    }
+}
+
+/// Keeps `keep` slots at most, dropping the least recently used of those no command
+/// or read is holding or waiting for.
+fn evict_idle<A>(slots: &mut HashMap<String, Arc<Slot<A>>>, keep: usize) {
+    let mut idle: Vec<(u64, String)> = slots
+        .iter()
+        .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+        .map(|(id, slot)| (slot.last_used.load(Ordering::Relaxed), id.clone()))
+        .collect();
+    idle.sort_unstable();
+    let excess = slots.len().saturating_sub(keep);
+    for (_, id) in idle.into_iter().take(excess) {
+        slots.remove(&id);
+    }
 }

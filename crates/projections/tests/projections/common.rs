@@ -133,8 +133,10 @@ impl Harness {
         &self,
         organization: &str,
         command: OrganizationCommand,
-    ) -> Result<Committed<Organization>, AggregateError<AccessError>> {
-        self.store.execute(organization, command).await
+    ) -> Result<Committed<Organization, ()>, AggregateError<AccessError>> {
+        self.store
+            .execute(organization, command, HashMap::new(), |_, _| ())
+            .await
     }
 
     /// Runs a command that must be accepted.
@@ -142,7 +144,7 @@ impl Harness {
         &self,
         organization: &str,
         command: OrganizationCommand,
-    ) -> Committed<Organization> {
+    ) -> Committed<Organization, ()> {
         self.execute(organization, command)
             .await
             .unwrap_or_else(|error| panic!("{}: {error}", self.label))
@@ -209,7 +211,7 @@ pub fn request(
 }
 
 /// The request a command opened or continued.
-pub fn request_id(committed: &Committed<Organization>) -> Uuid {
+pub fn request_id(committed: &Committed<Organization, ()>) -> Uuid {
     committed
         .events
         .iter()
@@ -217,7 +219,7 @@ pub fn request_id(committed: &Committed<Organization>) -> Uuid {
         .expect("the command named a request")
 }
 
-pub fn ticket_of(committed: &Committed<Organization>) -> Option<TicketNumber> {
+pub fn ticket_of(committed: &Committed<Organization, ()>) -> Option<TicketNumber> {
     committed
         .events
         .iter()

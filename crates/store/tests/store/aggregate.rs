@@ -13,24 +13,46 @@ async fn load_returns_the_state_the_executed_commands_left_and_a_refused_command
         let database = Database::connect(&db.url).await.unwrap();
         let store = AggregateStore::<Counter>::new(&database, ());
 
-        assert_eq!(store.load("c-1").await.unwrap().count, 0, "{}", db.label);
+        assert_eq!(
+            store.read("c-1", |counter| counter.count).await.unwrap(),
+            0,
+            "{}",
+            db.label
+        );
         store
-            .execute("c-1", CounterCommand::Add { events: 2 })
+            .execute(
+                "c-1",
+                CounterCommand::Add { events: 2 },
+                HashMap::new(),
+                |_, _| (),
+            )
             .await
             .unwrap();
         let metadata = HashMap::from([("user".to_string(), "alice".to_string())]);
         store
-            .execute_with_metadata("c-1", CounterCommand::Add { events: 1 }, metadata)
+            .execute(
+                "c-1",
+                CounterCommand::Add { events: 1 },
+                metadata,
+                |_, _| (),
+            )
             .await
             .unwrap();
-        let refused = store.execute("c-1", CounterCommand::Refuse).await;
+        let refused = store
+            .execute("c-1", CounterCommand::Refuse, HashMap::new(), |_, _| ())
+            .await;
         assert!(
             matches!(refused, Err(AggregateError::UserError(_))),
             "{}",
             db.label
         );
 
-        assert_eq!(store.load("c-1").await.unwrap().count, 3, "{}", db.label);
+        assert_eq!(
+            store.read("c-1", |counter| counter.count).await.unwrap(),
+            3,
+            "{}",
+            db.label
+        );
         let events = database.events_after(0, 10).await.unwrap();
         assert_eq!(events.len(), 3, "{}", db.label);
         let last = &events[2];
@@ -64,14 +86,24 @@ async fn a_commit_reports_the_position_of_its_last_event_and_wakes_this_processs
         let store = AggregateStore::<Counter>::new(&database, ());
         let mut commits = database.commits();
         store
-            .execute("other", CounterCommand::Add { events: 1 })
+            .execute(
+                "other",
+                CounterCommand::Add { events: 1 },
+                HashMap::new(),
+                |_, _| (),
+            )
             .await
             .unwrap();
         assert!(commits.has_changed().unwrap(), "{}", db.label);
         commits.mark_unchanged();
 
         let committed = store
-            .execute("c-1", CounterCommand::Add { events: 3 })
+            .execute(
+                "c-1",
+                CounterCommand::Add { events: 3 },
+                HashMap::new(),
+                |_, _| (),
+            )
             .await
             .unwrap();
         assert_eq!(committed.position, Some(4), "{}", db.label);
@@ -80,7 +112,9 @@ async fn a_commit_reports_the_position_of_its_last_event_and_wakes_this_processs
         commits.mark_unchanged();
 
         // A refused command commits nothing, reports nothing and wakes nobody.
-        let refused = store.execute("c-1", CounterCommand::Refuse).await;
+        let refused = store
+            .execute("c-1", CounterCommand::Refuse, HashMap::new(), |_, _| ())
+            .await;
         assert!(refused.is_err(), "{}", db.label);
         assert!(!commits.has_changed().unwrap(), "{}", db.label);
 

@@ -10,8 +10,15 @@ pub struct Counter {
     pub count: usize,
 }
 
+#[derive(Clone)]
 pub enum CounterCommand {
-    Add { events: usize },
+    Add {
+        events: usize,
+    },
+    /// Adds one event, refused until the count has reached `at_least`.
+    AddOnceAtLeast {
+        at_least: usize,
+    },
     Refuse,
 }
 
@@ -55,7 +62,12 @@ impl Aggregate for Counter {
                 }
                 Ok(())
             }
-            CounterCommand::Refuse => Err(Refused),
+            CounterCommand::AddOnceAtLeast { at_least } if self.count >= at_least => {
+                let count = self.count + 1;
+                sink.write(CounterEvent::Added { count }, self).await;
+                Ok(())
+            }
+            CounterCommand::AddOnceAtLeast { .. } | CounterCommand::Refuse => Err(Refused),
         }
     }
 

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -69,7 +70,12 @@ async fn concurrent_writers_never_make_a_tailing_reader_skip_or_repeat_an_event(
                         let events = 1 + (writer + command) % 4;
                         let id = format!("counter-{writer}-{}", command % AGGREGATES_PER_WRITER);
                         store
-                            .execute(&id, CounterCommand::Add { events })
+                            .execute(
+                                &id,
+                                CounterCommand::Add { events },
+                                HashMap::new(),
+                                |_, _| (),
+                            )
                             .await
                             .unwrap();
                         appended += events;

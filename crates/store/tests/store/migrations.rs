@@ -1,5 +1,6 @@
 use access_store::testing::fresh_databases;
 use access_store::{AggregateStore, Database};
+use std::collections::HashMap;
 
 use crate::counter::{Counter, CounterCommand};
 use crate::scalar;
@@ -9,7 +10,12 @@ async fn connecting_again_migrates_nothing_and_keeps_the_events() {
     for db in fresh_databases().await {
         let first = Database::connect(&db.url).await.unwrap();
         AggregateStore::<Counter>::new(&first, ())
-            .execute("kept", CounterCommand::Add { events: 2 })
+            .execute(
+                "kept",
+                CounterCommand::Add { events: 2 },
+                HashMap::new(),
+                |_, _| (),
+            )
             .await
             .unwrap();
         let applied = scalar(&first, "SELECT COUNT(*) FROM _sqlx_migrations").await;
@@ -23,7 +29,12 @@ async fn connecting_again_migrates_nothing_and_keeps_the_events() {
             db.label
         );
         let store = AggregateStore::<Counter>::new(&second, ());
-        assert_eq!(store.load("kept").await.unwrap().count, 2, "{}", db.label);
+        assert_eq!(
+            store.read("kept", |counter| counter.count).await.unwrap(),
+            2,
+            "{}",
+            db.label
+        );
     }
 }
 
