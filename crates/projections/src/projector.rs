@@ -2,7 +2,7 @@
 //! tails the log, waking on commits; with PostgreSQL, only the holder of the view's lease
 //! writes it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +92,9 @@ struct Shared {
     /// Changes to role requests, for this process's subscribers.
     requests: broadcast::Sender<RequestChange>,
     leading: [AtomicBool; View::ALL.len()],
+    /// Each view's checkpoint as this process's task for it last wrote or read it;
+    /// meaningful while that task leads the view.
+    reached: [AtomicI64; View::ALL.len()],
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -108,6 +111,7 @@ impl Projector {
             stop: watch::channel(false).0,
             requests: broadcast::channel(REQUEST_FEED_CAPACITY).0,
             leading: Default::default(),
+            reached: Default::default(),
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = Vec::new();
@@ -135,7 +139,7 @@ impl Projector {
         let mut progress = self.shared.progress.subscribe();
         let mut reached = 0;
         loop {
-            match lowest_checkpoint(&self.shared.database).await {
+            match self.shared.lowest_checkpoint().await {
                 Ok(lowest) if lowest >= position => return Ok(()),
                 Ok(lowest) => reached = lowest,
                 Err(error) => tracing::debug!(%error, "reading the checkpoints failed"),
@@ -184,6 +188,29 @@ impl Projector {
 }
 
 impl Shared {
+    /// How far every view has got. Known in memory while this process leads every
+    /// view, so the many commands waiting for their own position after a batch do not
+    /// each ask the database; read from the checkpoints otherwise.
+    async fn lowest_checkpoint(&self) -> Result<i64, Error> {
+        let leads_every_view = self
+            .leading
+            .iter()
+            .all(|leading| leading.load(Ordering::SeqCst));
+        if leads_every_view {
+            let lowest = self
+                .reached
+                .iter()
+                .map(|reached| reached.load(Ordering::SeqCst))
+                .min();
+            return Ok(lowest.unwrap_or_default());
+        }
+        lowest_checkpoint(&self.database).await
+    }
+
+    fn reached(&self, view: View, position: i64) {
+        self.reached[view.index()].store(position, Ordering::SeqCst);
+    }
+
     /// Sleeps for `duration`; false when the projector is stopping.
     async fn pause(&self, duration: Duration) -> bool {
         let mut stop = self.stop.subscribe();
@@ -230,6 +257,7 @@ async fn follow(shared: &Shared, view: View, lease: &mut Lease) -> Result<(), Er
     let mut notified = shared.notified.subscribe();
     let mut stop = shared.stop.subscribe();
     let mut position = ensure_checkpoint(&shared.database, view).await?;
+    shared.reached(view, position);
     let started = Instant::now();
     let from = position;
     position = catch_up(shared, view, position).await?;
@@ -260,6 +288,7 @@ async fn catch_up(shared: &Shared, view: View, mut position: i64) -> Result<i64,
             return Ok(position);
         }
         position = commit_batch(shared, view, position, &batch).await?;
+        shared.reached(view, position);
         shared.progress.send_replace(());
     }
 }
