@@ -25,8 +25,9 @@ pub struct SenderOptions {
     pub first_retry: Duration,
     /// The longest wait between two tries.
     pub longest_retry: Duration,
-    /// How long a claimed email stays this sender's. It must outlast an SMTP exchange
-    /// (`smtp_timeout`): once it lapses, another sender may send the email again.
+    /// How long a claimed email stays this sender's. Emails are claimed a few at a time,
+    /// as many as `claim` lets the sender exchange with SMTP (`smtp_timeout` each) before
+    /// it lapses: once it lapses, another sender may send the email again.
     pub claim: Duration,
     pub smtp_timeout: Duration,
     /// The safety net when no wake-up came (emails queued by another process).
@@ -52,6 +53,12 @@ impl Default for SenderOptions {
 }
 
 impl SenderOptions {
+    /// Emails claimed together: as many as can all time out within the claim.
+    fn claimed_together(&self) -> usize {
+        let exchanges = self.claim.as_millis() / self.smtp_timeout.as_millis().max(1);
+        usize::try_from(exchanges).unwrap_or(usize::MAX).max(1)
+    }
+
     /// The wait after the `tried`-th failed try.
     fn backoff(&self, tried: u32) -> Duration {
         let factor = 1_u32
@@ -160,24 +167,28 @@ impl Run {
             if due.is_empty() {
                 return Ok(Flow::Continue);
             }
-            for email in &due {
-                if *stop.borrow() {
-                    return Ok(Flow::Stop);
-                }
-                if let Flow::Stop = self.deliver(email).await? {
-                    return Ok(Flow::Stop);
+            for batch in due.chunks(self.options.claimed_together()) {
+                let now = Utc::now();
+                let claimed = self
+                    .outbox
+                    .claim(batch, now, now + self.options.claim)
+                    .await?;
+                // An email another sender took is left to it.
+                for (email, attempts) in batch.iter().zip(claimed) {
+                    let Some(attempts) = attempts else { continue };
+                    if *stop.borrow() {
+                        return Ok(Flow::Stop);
+                    }
+                    if let Flow::Stop = self.deliver(email, attempts).await? {
+                        return Ok(Flow::Stop);
+                    }
                 }
             }
         }
     }
 
-    async fn deliver(&self, email: &PendingEmail) -> Result<Flow, Error> {
-        let now = Utc::now();
-        let until = now + self.options.claim;
-        let Some(attempts) = self.outbox.claim(email, now, until).await? else {
-            // Another sender took it.
-            return Ok(Flow::Continue);
-        };
+    /// Sends one claimed email and records the outcome.
+    async fn deliver(&self, email: &PendingEmail, attempts: i64) -> Result<Flow, Error> {
         #[cfg(feature = "fail-points")]
         if self.trips(FailStage::BeforeSending) {
             return Ok(Flow::Stop);
@@ -241,5 +252,16 @@ mod tests {
             .collect();
         assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(options.backoff(200), options.longest_retry);
+    }
+
+    #[test]
+    fn emails_are_claimed_only_as_many_at_a_time_as_can_time_out_within_the_claim() {
+        let options = SenderOptions::default();
+        assert_eq!(options.claimed_together(), 10);
+        let slow = SenderOptions {
+            smtp_timeout: options.claim * 2,
+            ..options
+        };
+        assert_eq!(slow.claimed_together(), 1);
     }
 }

@@ -104,11 +104,11 @@ where
         let handled = self
             .handle_and_commit(&mut cached, aggregate_id, command, metadata)
             .await;
-        let (events, outcome) = match handled {
-            Ok(events) => {
+        let (events, appended_at, outcome) = match handled {
+            Ok((events, appended_at)) => {
                 let loaded = cached.as_ref().expect("a committed aggregate is loaded");
                 let outcome = read(&loaded.aggregate, &events);
-                (events, outcome)
+                (events, appended_at, outcome)
             }
             Err(error) => {
                 // A failed read or write leaves this copy's state in doubt: the next
@@ -120,11 +120,15 @@ where
             }
         };
         drop(cached);
-        let position = match events.last() {
-            None => None,
-            Some(last) => {
+        let position = match (events.last(), appended_at) {
+            (None, _) => None,
+            (Some(_), Some(position)) => {
                 self.database.notify_commit();
-                // Neither framework reports positions; the primary key finds it at once.
+                Some(position)
+            }
+            (Some(last), None) => {
+                self.database.notify_commit();
+                // sqlite-es does not report positions; the primary key finds it at once.
                 self.database
                     .position_of(A::TYPE, aggregate_id, last.sequence as i64)
                     .await
@@ -169,7 +173,7 @@ where
         aggregate_id: &str,
         command: A::Command,
         metadata: HashMap<String, String>,
-    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+    ) -> Result<(Vec<EventEnvelope<A>>, Option<i64>), AggregateError<A::Error>> {
         let mut current = cached.is_none();
         if current {
             *cached = Some(self.load(aggregate_id).await?);
@@ -193,14 +197,14 @@ where
                     continue;
                 }
                 return handled
-                    .map(|()| Vec::new())
+                    .map(|()| (Vec::new(), None))
                     .map_err(AggregateError::UserError);
             }
             let envelopes = envelopes(aggregate_id, loaded.sequence, events, &metadata);
             match self.persist(&envelopes).await {
-                Ok(()) => {
+                Ok(position) => {
                     loaded.sequence += envelopes.len();
-                    return Ok(envelopes);
+                    return Ok((envelopes, position));
                 }
                 Err(AggregateError::AggregateConflict) if conflicts < CONFLICT_RETRIES => {
                     conflicts += 1;
@@ -213,18 +217,58 @@ where
         }
     }
 
+    /// Appends the events; on PostgreSQL, answers the global position of the last one.
     async fn persist(
         &self,
         envelopes: &[EventEnvelope<A>],
-    ) -> Result<(), AggregateError<A::Error>> {
+    ) -> Result<Option<i64>, AggregateError<A::Error>> {
         let serialized = envelopes
             .iter()
             .map(SerializedEvent::try_from)
             .collect::<Result<Vec<_>, PersistenceError>>()?;
-        on_repository!(&self.repository, |repo| repo
-            .persist::<A>(&serialized, None)
-            .await)?;
-        Ok(())
+        match &self.repository {
+            Repository::Sqlite(repo) => {
+                repo.persist::<A>(&serialized, None).await?;
+                Ok(None)
+            }
+            Repository::Postgres(_) => Ok(Some(self.append_postgres(&serialized).await?)),
+        }
+    }
+
+    /// postgres-es's append, in one statement instead of a transaction of one INSERT
+    /// per event. The insert trigger holds the global-position lock from the first row
+    /// to the commit (docs/adr/02-global-position.md); in one statement that is the
+    /// insert and the commit's flush, never a round trip to this process and back, so
+    /// appends from many organizations follow each other at the disk's pace. The rows
+    /// are exactly those postgres-es writes and reads back, and a taken sequence number
+    /// is its optimistic-lock error, as in postgres-es. See docs/adr/06-one-statement-append.md.
+    async fn append_postgres(&self, events: &[SerializedEvent]) -> Result<i64, PersistenceError> {
+        let Pool::Postgres(pool) = self.database.pool() else {
+            unreachable!("a PostgreSQL repository is made from a PostgreSQL pool");
+        };
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) ",
+        );
+        insert.push_values(events, |mut row, event| {
+            row.push_bind(&event.aggregate_type)
+                .push_bind(&event.aggregate_id)
+                .push_bind(event.sequence as i64)
+                .push_bind(&event.event_type)
+                .push_bind(&event.event_version)
+                .push_bind(&event.payload)
+                .push_bind(&event.metadata);
+        });
+        insert.push(" RETURNING position");
+        let positions: Vec<i64> = insert
+            .build_query_scalar()
+            .fetch_all(pool)
+            .await
+            .map_err(append_error)?;
+        positions
+            .into_iter()
+            .max()
+            .ok_or_else(|| PersistenceError::UnknownError("an append returned no position".into()))
     }
 
     /// The aggregate from all its events.
@@ -287,6 +331,19 @@ where
 struct Loaded<A> {
     aggregate: A,
     sequence: usize,
+}
+
+/// What postgres-es makes of the same failures.
+fn append_error(error: sqlx::Error) -> PersistenceError {
+    match &error {
+        sqlx::Error::Database(database) if database.code().as_deref() == Some("23505") => {
+            PersistenceError::OptimisticLockError
+        }
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+            PersistenceError::ConnectionError(Box::new(error))
+        }
+        _ => PersistenceError::UnknownError(Box::new(error)),
+    }
 }
 
 fn apply<A: Aggregate>(

@@ -169,35 +169,42 @@ impl Outbox {
             .transpose()
     }
 
-    /// Takes `email` for this sender until `until`, provided it is still due at `now` (no
-    /// other sender took it meanwhile); answers the attempts made so far, `None` when it
-    /// is not this sender's to send.
+    /// Takes each of `emails` for this sender until `until`, provided it is still due at
+    /// `now` (no other sender took it meanwhile), in one transaction: one commit for a
+    /// batch instead of one per email. Answers, in order, the attempts made so far, or
+    /// `None` for an email that is not this sender's to send.
     pub async fn claim(
         &self,
-        email: &PendingEmail,
+        emails: &[PendingEmail],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<Option<i64>, Error> {
-        let claimed = fetch(
-            &self.database,
-            &format!(
-                "UPDATE {OUTBOX} SET state = $3, next_attempt_at = $4 \
-                      WHERE position = $1 AND recipient_id = $2 AND state IN ($5, $3) \
-                        AND next_attempt_at <= $6 \
-                     RETURNING attempts"
-            ),
-            params![
-                email.position,
-                email.recipient.as_str(),
-                code(&EmailState::Sending),
-                until,
-                code(&EmailState::Pending),
-                now,
-            ],
-            |row| row.int(0),
-        )
-        .await?;
-        Ok(claimed.into_iter().next())
+    ) -> Result<Vec<Option<i64>>, Error> {
+        let mut tx = Tx::begin(&self.database).await?;
+        let mut claimed = Vec::with_capacity(emails.len());
+        for email in emails {
+            let attempts = tx
+                .fetch(
+                    &format!(
+                        "UPDATE {OUTBOX} SET state = $3, next_attempt_at = $4 \
+                          WHERE position = $1 AND recipient_id = $2 AND state IN ($5, $3) \
+                            AND next_attempt_at <= $6 \
+                         RETURNING attempts"
+                    ),
+                    params![
+                        email.position,
+                        email.recipient.as_str(),
+                        code(&EmailState::Sending),
+                        until,
+                        code(&EmailState::Pending),
+                        now,
+                    ],
+                    |row| row.int(0),
+                )
+                .await?;
+            claimed.push(attempts.into_iter().next());
+        }
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Records what came of a claimed email at `now`.
