@@ -121,7 +121,7 @@ pub(crate) async fn apply(
     match view {
         View::Access => access::apply(target, tx, event).await,
         View::Support => support::apply(target, tx, event).await,
-        View::Audit => audit::apply(target, tx, event).await,
+        View::Audit => audit::apply_batch(target, tx, std::slice::from_ref(event)).await,
         View::Notifications => notifications::apply(tx, event, names).await,
     }
 }
@@ -133,6 +133,9 @@ pub(crate) async fn apply_batch(
     batch: &Batch,
     names: Option<&dyn OrganizationNames>,
 ) -> Result<(), Error> {
+    if view == View::Audit {
+        return audit::apply_batch(target, tx, &batch.events).await;
+    }
     for event in &batch.events {
         apply(view, target, tx, event, names).await?;
     }
