@@ -1,0 +1,106 @@
+//! The two ways load is applied.
+//!
+//! - Closed loop: N clients, each sending its next request when the previous one
+//!   answered, until a deadline. Throughput is what the server sustains.
+//! - Open loop: requests sent on a fixed schedule (constant rate) whatever the
+//!   server does, each timed from its *scheduled* send time, so a stall shows up
+//!   in the latency of every request that should have been sent meanwhile (no
+//!   coordinated omission).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::stats::Recorder;
+
+/// Runs `client(index, deadline)` for every client concurrently; each runs its
+/// own loop until the deadline and hands back what it recorded. Answers the
+/// merged recording and the wall time until the last client finished.
+pub async fn closed_loop<F, Fut>(
+    clients: usize,
+    duration: Duration,
+    client: F,
+) -> (Recorder, Duration)
+where
+    F: Fn(usize, Instant) -> Fut,
+    Fut: Future<Output = Recorder> + Send + 'static,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|index| tokio::spawn(client(index, deadline)))
+        .collect();
+    let mut merged = Recorder::new();
+    for task in tasks {
+        match task.await {
+            Ok(recorded) => merged.merge(recorded),
+            Err(error) => merged.record(
+                "client task",
+                Duration::ZERO,
+                Some(&format!("PANIC {error}")),
+            ),
+        }
+    }
+    (merged, started.elapsed())
+}
+
+/// What one open-loop request did: the operation's name and its error, if any.
+pub type Sent = (&'static str, Option<String>);
+
+/// Sends `op(i)` at `rate` per second for `duration`, into `recorder`.
+/// The schedule is kept by a dedicated thread that sleeps to each send time
+/// (finer than the runtime's 1 ms timer) and spawns the request on the runtime.
+/// Answers the wall time of the schedule and the largest dispatch lateness.
+pub async fn open_loop<F, Fut>(
+    rate: f64,
+    duration: Duration,
+    recorder: Arc<Mutex<Recorder>>,
+    op: F,
+) -> (Duration, Duration)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Sent> + Send + 'static,
+{
+    let total = (rate * duration.as_secs_f64()).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let handle = tokio::runtime::Handle::current();
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let flight = in_flight.clone();
+    let start = Instant::now() + Duration::from_millis(5);
+    let dispatcher = std::thread::spawn(move || {
+        let op = Arc::new(op);
+        let mut worst_lateness = Duration::ZERO;
+        for i in 0..total {
+            let scheduled = start + interval.mul_f64(i as f64);
+            let now = Instant::now();
+            if scheduled > now {
+                std::thread::sleep(scheduled - now);
+            } else {
+                worst_lateness = worst_lateness.max(now - scheduled);
+            }
+            flight.fetch_add(1, Ordering::Relaxed);
+            let (op, recorder, flight) = (op.clone(), recorder.clone(), flight.clone());
+            handle.spawn(async move {
+                let (name, error) = op(i).await;
+                let latency = scheduled.elapsed();
+                recorder
+                    .lock()
+                    .unwrap()
+                    .record(name, latency, error.as_deref());
+                flight.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+        worst_lateness
+    });
+    let worst_lateness = tokio::task::spawn_blocking(move || dispatcher.join())
+        .await
+        .expect("the dispatcher thread")
+        .expect("the dispatcher did not panic");
+    // Let the requests in flight finish (the client times out at 30 s).
+    let drain_deadline = Instant::now() + Duration::from_secs(35);
+    while in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (start.elapsed(), worst_lateness)
+}
