@@ -1248,6 +1248,40 @@ async fn checked<T>(
     result.ok()
 }
 
+/// Two commands: `requester` asks for Staff User in `organization`, and the
+/// Security Official `so` approves the request.
+async fn staff_request_approved(
+    gql: &Gql,
+    recorder: &mut Recorder,
+    requester: &str,
+    so: &str,
+    organization: &str,
+) {
+    let Some(id) = checked(
+        gql,
+        recorder,
+        "requestRole(STAFF_USER)",
+        requester,
+        REQUEST_ROLE,
+        json!({"input": {"organizationId": organization, "role": "STAFF_USER"}}),
+        expect_state("PENDING"),
+    )
+    .await
+    else {
+        return;
+    };
+    checked(
+        gql,
+        recorder,
+        "approveRoleRequest",
+        so,
+        APPROVE,
+        json!({"id": id}),
+        approved,
+    )
+    .await;
+}
+
 /// `requestRole` answered the expected state: answers the request's id.
 fn expect_state(expected: &'static str) -> impl Fn(&Value) -> Result<String, String> {
     move |data| match client::request_of(data) {
@@ -1338,29 +1372,7 @@ async fn spread_client(
             .clone()
             .expect("a Security Official");
         let requester = token(&secret, &format!("{prefix}-{people}"), &[]);
-        let Some(id) = checked(
-            &gql,
-            &mut recorder,
-            "requestRole(STAFF_USER)",
-            &requester,
-            REQUEST_ROLE,
-            json!({"input": {"organizationId": practice.id, "role": "STAFF_USER"}}),
-            expect_state("PENDING"),
-        )
-        .await
-        else {
-            continue;
-        };
-        checked(
-            &gql,
-            &mut recorder,
-            "approveRoleRequest",
-            &so,
-            APPROVE,
-            json!({"id": id}),
-            approved,
-        )
-        .await;
+        staff_request_approved(&gql, &mut recorder, &requester, &so, &practice.id).await;
     }
     recorder
 }
@@ -1380,29 +1392,7 @@ async fn hot_writer(
     while Instant::now() < deadline {
         done += 1;
         let requester = token(&secret, &format!("{prefix}-{done}"), &[]);
-        let Some(id) = checked(
-            &gql,
-            &mut recorder,
-            "requestRole(STAFF_USER)",
-            &requester,
-            REQUEST_ROLE,
-            json!({"input": {"organizationId": registry, "role": "STAFF_USER"}}),
-            expect_state("PENDING"),
-        )
-        .await
-        else {
-            continue;
-        };
-        checked(
-            &gql,
-            &mut recorder,
-            "approveRoleRequest",
-            &so,
-            APPROVE,
-            json!({"id": id}),
-            approved,
-        )
-        .await;
+        staff_request_approved(&gql, &mut recorder, &requester, &so, &registry).await;
     }
     recorder
 }
