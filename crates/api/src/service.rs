@@ -2,7 +2,7 @@
 //! services, the event store and the reference data meet.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use access_domain::aggregate::Grant as GrantState;
@@ -11,10 +11,11 @@ use access_domain::roles::Role;
 use access_domain::services::{OrganizationServices, ServiceError, SystemClock, TicketNumbers};
 use access_domain::AccessError;
 use access_domain::{Organization as OrganizationState, OrganizationCommand, OrganizationEvent};
-use access_projections::{Projector, Views};
+use access_projections::{Appended, Projector, Views};
 use access_reference::ReferenceData;
 use access_store::{AggregateStore, Database};
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 use crate::clinician::FailureLimiter;
 use crate::error::{ApiError, ApiResult};
@@ -35,6 +36,26 @@ impl TicketNumbers for DatabaseTickets {
             .map_err(|error| ServiceError(error.to_string()))?;
         TicketNumber::from_serial(serial)
             .map_err(|error| ServiceError(format!("ticket serial {serial}: {error}")))
+    }
+}
+
+/// Tells the organizations held in memory about every event committed by any process,
+/// so reads answer from memory unless another process changed the organization. Ends
+/// with the service.
+async fn report_appended(mut appended: broadcast::Receiver<Appended>, service: Weak<Inner>) {
+    loop {
+        let news = appended.recv().await;
+        let Some(service) = service.upgrade() else {
+            return;
+        };
+        match news {
+            Ok(event) => service.organizations.note_appended(
+                &event.organization.to_string(),
+                usize::try_from(event.sequence).unwrap_or(usize::MAX),
+            ),
+            Err(broadcast::error::RecvError::Lagged(_)) => service.organizations.note_missed(),
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 
@@ -71,6 +92,8 @@ const MUTATIONS_PER_SECOND: f64 = 50.0;
 const MUTATION_BURST: f64 = 100.0;
 
 impl AccessService {
+    /// Call inside a Tokio runtime: a task follows the log for the organizations held
+    /// in memory.
     pub fn new(database: Database, reference: Arc<ReferenceData>, projector: Projector) -> Self {
         let services = OrganizationServices {
             reference: reference.clone(),
@@ -78,7 +101,9 @@ impl AccessService {
             clock: Arc::new(SystemClock),
         };
         let organizations = AggregateStore::new(&database, services);
-        Self {
+        let appended = projector.appended();
+        organizations.rely_on_reports();
+        let service = Self {
             inner: Arc::new(Inner {
                 organizations,
                 reference,
@@ -90,7 +115,9 @@ impl AccessService {
                 mutation_limit: Arc::new(MutationLimit::new(MUTATIONS_PER_SECOND, MUTATION_BURST)),
                 recently_remembered: RecentlyRemembered::default(),
             }),
-        }
+        };
+        tokio::spawn(report_appended(appended, Arc::downgrade(&service.inner)));
+        service
     }
 
     pub fn reference(&self) -> &ReferenceData {

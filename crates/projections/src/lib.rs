@@ -89,7 +89,7 @@ pub use notifications::{
 };
 #[cfg(feature = "fail-points")]
 pub use projector::FailPoint;
-pub use projector::{Lagging, Projector, ProjectorOptions};
+pub use projector::{Appended, Lagging, Projector, ProjectorOptions};
 pub use read::{Edge, Page, Views};
 pub use rebuild::{rebuild, RebuildProgress, Rebuilt};
 pub use support::{FailedProof, Ticket};

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use access_domain::identifiers::OrganizationId;
 use access_store::{Database, Pool};
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use sqlx::Connection;
@@ -32,6 +33,14 @@ const CHANNEL: &str = "access_events";
 
 /// Request changes kept for subscribers slower than the log.
 const REQUEST_FEED_CAPACITY: usize = 1024;
+const APPENDED_FEED_CAPACITY: usize = 16_384;
+
+/// An event committed to an organization's stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub organization: OrganizationId,
+    pub sequence: i64,
+}
 
 /// How often [`Projector::wait_for`] looks at the checkpoints when another process holds
 /// the leases, so that it cannot be woken by this process's progress.
@@ -91,6 +100,8 @@ struct Shared {
     stop: watch::Sender<bool>,
     /// Changes to role requests, for this process's subscribers.
     requests: broadcast::Sender<RequestChange>,
+    /// Every organization event committed, by any process, as it is read.
+    appended: broadcast::Sender<Appended>,
     leading: [AtomicBool; View::ALL.len()],
     /// Each view's checkpoint as this process's task for it last wrote or read it;
     /// meaningful while that task leads the view.
@@ -110,6 +121,7 @@ impl Projector {
             notified: watch::channel(()).0,
             stop: watch::channel(false).0,
             requests: broadcast::channel(REQUEST_FEED_CAPACITY).0,
+            appended: broadcast::channel(APPENDED_FEED_CAPACITY).0,
             leading: Default::default(),
             reached: Default::default(),
             tasks: Mutex::new(Vec::new()),
@@ -158,6 +170,14 @@ impl Projector {
     /// subscriber that falls more than the feed's capacity behind is told it lagged.
     pub fn request_changes(&self) -> broadcast::Receiver<RequestChange> {
         self.shared.requests.subscribe()
+    }
+
+    /// Which organization each event committed from now on (by any process) belongs
+    /// to, and its sequence number: how this process learns that another one changed
+    /// an organization it holds in memory. A receiver that falls more than the feed's
+    /// capacity behind is told it lagged and must assume anything changed.
+    pub fn appended(&self) -> broadcast::Receiver<Appended> {
+        self.shared.appended.subscribe()
     }
 
     /// Changes after each batch this process applies to any view: how a consumer of a
@@ -430,8 +450,14 @@ async fn feed_requests(shared: Arc<Shared>) {
     loop {
         match read_batch(&shared.database, position, shared.options.batch_size).await {
             Ok(batch) if batch.through > position => {
+                // No subscriber is not an error: the news is simply not wanted.
+                for event in &batch.events {
+                    let _ = shared.appended.send(Appended {
+                        organization: event.organization.clone(),
+                        sequence: event.sequence,
+                    });
+                }
                 for change in batch.events.iter().filter_map(RequestChange::of) {
-                    // No subscriber is not an error: the change is simply not wanted.
                     let _ = shared.requests.send(change);
                 }
                 position = batch.through;

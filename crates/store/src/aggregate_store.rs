@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cqrs_es::event_sink::EventSink;
@@ -143,8 +143,11 @@ where
     }
 
     /// Reads the aggregate's current state, for answers that must not wait for a
-    /// projection. It includes every event committed before the call, by any process.
-    /// An aggregate without events is `A::default()`.
+    /// projection. It includes every event this process committed before the call, and
+    /// every event of other processes committed before the call or, once
+    /// [`rely_on_reports`](Self::rely_on_reports) was called, reported to
+    /// [`note_appended`](Self::note_appended) before it. An aggregate without events is
+    /// `A::default()`.
     pub async fn read<R>(
         &self,
         aggregate_id: &str,
@@ -152,15 +155,40 @@ where
     ) -> Result<R, StoreError> {
         let slot = self.cache.slot(aggregate_id);
         let mut cached = slot.state.lock().await;
+        // Read before asking the database, so a gap reported meanwhile counts.
+        let epoch = self.cache.epoch.load(Ordering::SeqCst);
         let current = match cached.take() {
             None => self.load(aggregate_id).await,
+            Some(loaded) if self.cache.is_current(&slot, &loaded, epoch) => Ok(loaded),
             Some(mut loaded) => self
                 .catch_up(aggregate_id, &mut loaded)
                 .await
                 .map(|_| loaded),
         };
-        let loaded = current.map_err(|error| self.load_error(aggregate_id, error))?;
+        let mut loaded = current.map_err(|error| self.load_error(aggregate_id, error))?;
+        loaded.checked_in = epoch;
         Ok(read(&cached.insert(loaded).aggregate))
+    }
+
+    /// From now on, reads trust what [`note_appended`](Self::note_appended) and
+    /// [`note_missed`](Self::note_missed) are told about every event committed by any
+    /// process, and answer from memory when nothing newer was reported, instead of asking
+    /// the database each time.
+    pub fn rely_on_reports(&self) {
+        self.cache.reported.store(true, Ordering::SeqCst);
+    }
+
+    /// An event was committed to `aggregate_id` at `sequence`, by this or another process.
+    pub fn note_appended(&self, aggregate_id: &str, sequence: usize) {
+        if let Some(slot) = self.cache.existing(aggregate_id) {
+            slot.known.fetch_max(sequence, Ordering::SeqCst);
+        }
+    }
+
+    /// Some events may have been committed without being reported: every aggregate is
+    /// checked against the database at its next read.
+    pub fn note_missed(&self) {
+        self.cache.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Handles the command on the cached state, which it updates in place, and appends
@@ -279,6 +307,7 @@ where
         let mut loaded = Loaded {
             aggregate: A::default(),
             sequence: 0,
+            checked_in: self.cache.epoch.load(Ordering::SeqCst),
         };
         apply(&mut loaded, serialized)?;
         Ok(loaded)
@@ -331,6 +360,8 @@ where
 struct Loaded<A> {
     aggregate: A,
     sequence: usize,
+    /// The cache's epoch when the state was last known to match the database.
+    checked_in: u64,
 }
 
 /// What postgres-es makes of the same failures.
@@ -384,11 +415,17 @@ struct Cache<A> {
     slots: Mutex<HashMap<String, Arc<Slot<A>>>>,
     capacity: usize,
     clock: AtomicU64,
+    /// Whether every committed event is reported (`note_appended`).
+    reported: AtomicBool,
+    /// Moves on whenever reports may have been missed.
+    epoch: AtomicU64,
 }
 
 struct Slot<A> {
     state: tokio::sync::Mutex<Option<Loaded<A>>>,
     last_used: AtomicU64,
+    /// The highest sequence number reported for the aggregate.
+    known: AtomicUsize,
 }
 
 impl<A> Cache<A> {
@@ -397,7 +434,25 @@ impl<A> Cache<A> {
             slots: Mutex::default(),
             capacity,
             clock: AtomicU64::new(0),
+            reported: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    fn existing(&self, aggregate_id: &str) -> Option<Arc<Slot<A>>> {
+        let slots = self
+            .slots
+            .lock()
+            .expect("the cache's map is never poisoned");
+        slots.get(aggregate_id).cloned()
+    }
+
+    /// Whether `loaded` holds every event reported for its aggregate, with no report
+    /// missed since it was last checked against the database.
+    fn is_current(&self, slot: &Slot<A>, loaded: &Loaded<A>, epoch: u64) -> bool {
+        self.reported.load(Ordering::SeqCst)
+            && loaded.checked_in == epoch
+            && loaded.sequence >= slot.known.load(Ordering::SeqCst)
     }
 
     /// The aggregate's slot; eviction leaves it alone while the caller holds it.
@@ -413,6 +468,7 @@ impl<A> Cache<A> {
                 Arc::new(Slot {
                     state: tokio::sync::Mutex::new(None),
                     last_used: AtomicU64::new(now),
+                    known: AtomicUsize::new(0),
                 })
             })
             .clone();

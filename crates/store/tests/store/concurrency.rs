@@ -131,3 +131,44 @@ async fn a_read_or_a_refusal_in_one_process_takes_account_of_what_another_proces
         assert_eq!(accepted.events[0].sequence, 5, "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn a_read_relying_on_reports_asks_the_database_only_when_told_of_newer_events_or_of_missed_reports(
+) {
+    for db in fresh_databases().await {
+        let this_process =
+            AggregateStore::<Counter>::new(&Database::connect(&db.url).await.unwrap(), ());
+        let other_process =
+            AggregateStore::<Counter>::new(&Database::connect(&db.url).await.unwrap(), ());
+        this_process.rely_on_reports();
+        let add = |events| CounterCommand::Add { events };
+        this_process
+            .execute("shared", add(1), HashMap::new(), |_, _| ())
+            .await
+            .unwrap();
+
+        other_process
+            .execute("shared", add(2), HashMap::new(), |_, _| ())
+            .await
+            .unwrap();
+        assert_eq!(
+            read_count(&this_process).await,
+            1,
+            "{}: nothing reported yet",
+            db.label
+        );
+        this_process.note_appended("shared", 3);
+        assert_eq!(read_count(&this_process).await, 3, "{}", db.label);
+
+        other_process
+            .execute("shared", add(1), HashMap::new(), |_, _| ())
+            .await
+            .unwrap();
+        this_process.note_missed();
+        assert_eq!(read_count(&this_process).await, 4, "{}", db.label);
+    }
+}
+
+async fn read_count(store: &AggregateStore<Counter>) -> usize {
+    store.read("shared", |counter| counter.count).await.unwrap()
+}
