@@ -1,13 +1,15 @@
 //! `access-server [serve]` starts the server; the other subcommands export the
 //! schema, generate reference data, sign development tokens, rebuild the views,
-//! export the audit log and list the emails that could not be delivered.
+//! export the audit log, list the emails that could not be delivered and erase a
+//! person's contact details.
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use access_api::auth::{sign_hs256, TokenClaims, DEV_SECRET};
-use access_projections::{ExportFormat, View};
+use access_domain::identifiers::PersonId;
+use access_projections::{ExportFormat, People, View};
 use access_reference::GenerateOptions;
 use access_server::settings::{Settings, DEFAULT_DATABASE_URL};
 use access_store::Database;
@@ -34,9 +36,12 @@ commands:
                             print the audit log (positions inclusive), streaming
   undelivered-emails        list the notification emails given up (dead letters) or
                             without a usable address, oldest first
+  erase-person PERSON_ID    erase the person's name and email address (the directory,
+                            delivery errors, answers kept for retries); the events and the
+                            audit log keep the person id only
 
-rebuild, export-audit and undelivered-emails use DATABASE_URL like serve (default
-sqlite://data/access.db).
+rebuild, export-audit, undelivered-emails and erase-person use DATABASE_URL like serve
+(default sqlite://data/access.db).
 ";
 
 fn main() -> ExitCode {
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         "rebuild" => rebuild(options),
         "export-audit" => export_audit(options),
         "undelivered-emails" => undelivered_emails(),
+        "erase-person" => erase_person(options),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -310,6 +316,43 @@ fn undelivered_emails() -> Result<(), String> {
             );
         }
         eprintln!("{} undelivered emails", emails.len());
+        Ok(())
+    })
+}
+
+/// A person's right to erasure: what the service holds about them beyond their id. The
+/// events are the audit record and hold no name or address, so they stay as they are.
+fn erase_person(options: &[String]) -> Result<(), String> {
+    let person = match options {
+        [person] => PersonId::parse(person).map_err(|error| format!("erase-person: {error}"))?,
+        _ => return Err("erase-person: give one person id (the token's sub)".into()),
+    };
+    with_database(|database| async move {
+        let failed = |error: &dyn std::fmt::Display| format!("erase-person {person}: {error}");
+        let contact = People::new(database.clone())
+            .erase(&person)
+            .await
+            .map_err(|error| failed(&error))?;
+        let answers = database
+            .forget_answers_of(person.as_str())
+            .await
+            .map_err(|error| failed(&error))?;
+        let flushed = database
+            .flush_deleted_rows()
+            .await
+            .map_err(|error| failed(&error))?;
+        println!(
+            "{person}: erased; directory entries: {}, delivery errors: {}, answers kept for \
+             retries: {answers}",
+            u8::from(contact.directory_entry),
+            contact.delivery_errors,
+        );
+        if !flushed {
+            eprintln!(
+                "erase-person: a reader kept the SQLite write-ahead log busy, so it may still hold \
+                 the erased rows; run the command again when the server is idle"
+            );
+        }
         Ok(())
     })
 }

@@ -9,6 +9,12 @@ use tokio::sync::oneshot;
 
 pub const SECRET: &str = "end-to-end-test-secret";
 
+/// Whether to run the long versions of the reliability tests (more kills, more
+/// clients, thousands of race rounds): `ACCESS_LONG_TESTS=1`.
+pub fn long_tests() -> bool {
+    std::env::var("ACCESS_LONG_TESTS").is_ok_and(|value| value == "1")
+}
+
 /// A server started for one test on one database.
 pub struct TestApp {
     pub label: &'static str,
@@ -88,6 +94,21 @@ pub fn named_token(person: &str, name: &str) -> String {
     named_token_with(SECRET, person, name, &[], chrono::Duration::hours(1))
 }
 
+/// A token carrying the person's name and email address, as an identity
+/// provider's does.
+pub fn contact_token(person: &str, name: &str, email: &str) -> String {
+    sign_hs256(
+        SECRET,
+        &TokenClaims {
+            sub: person,
+            name: Some(name),
+            email: Some(email),
+            roles: Vec::new(),
+            exp: (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp(),
+        },
+    )
+}
+
 fn named_token_with(
     secret: &str,
     person: &str,
@@ -161,24 +182,6 @@ impl TestApp {
             .await
     }
 
-    pub async fn graphql(&self, bearer: Option<&str>, query: &str, variables: Value) -> Response {
-        let mut request = self
-            .client
-            .post(format!("{}/graphql", self.url))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("the server answers");
-        assert!(
-            response.status().is_success(),
-            "{}: HTTP {}",
-            self.label,
-            response.status()
-        );
-        Response(response.json().await.expect("a JSON body"))
-    }
-
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.url))
@@ -206,24 +209,108 @@ impl TestApp {
     }
 
     /// A raw POST to /graphql, for bodies that are not well-formed requests.
-    pub async fn post_graphql(&self, body: String) -> reqwest::Response {
-        self.client
+    pub async fn post_graphql(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_graphql_as(None, body).await
+    }
+
+    pub async fn post_graphql_as(
+        &self,
+        bearer: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let request = self
+            .client
             .post(format!("{}/graphql", self.url))
             .header("content-type", "application/json")
             .header("x-request-id", "test-request-42")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+            .body(body);
+        match bearer {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+        .await
+        .unwrap()
     }
 
     /// Every stored event, read straight from the event store.
     pub async fn stored_events(&self) -> Vec<StoredEvent> {
-        let database = Database::connect(&self.database_url).await.unwrap();
-        database.events_after(0, 100_000).await.unwrap()
+        stored_events(&self.database_url).await
     }
 
-    pub async fn request_role(
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// Runs one SQL statement on the test's database, to put it in a state that
+    /// only a crash or an outside system would leave.
+    pub async fn execute_sql(&self, sql: &str) {
+        let database = Database::connect(&self.database_url).await.unwrap();
+        match database.pool() {
+            Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        }
+        .unwrap_or_else(|error| panic!("{}: {sql}: {error}", self.label));
+    }
+}
+
+/// Every stored event of the database at `database_url`.
+pub async fn stored_events(database_url: &str) -> Vec<StoredEvent> {
+    let database = Database::connect(database_url).await.unwrap();
+    database.events_after(0, 1_000_000).await.unwrap()
+}
+
+/// A GraphQL answer, checked to be HTTP 200 with a JSON body.
+async fn answered(label: &str, request: reqwest::RequestBuilder) -> Response {
+    let response = request.send().await.expect("the server answers");
+    assert!(
+        response.status().is_success(),
+        "{label}: HTTP {}",
+        response.status()
+    );
+    Response(response.json().await.expect("a JSON body"))
+}
+
+fn graphql_request(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> reqwest::RequestBuilder {
+    let request = client
+        .post(format!("{url}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    match bearer {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
+/// What the tests do over GraphQL, alike on an in-process server and on a server
+/// process of its own.
+pub trait Graphql: Sync {
+    /// The database it runs on (for assertion messages), its URL and a client.
+    fn endpoint(&self) -> (&str, &str, &reqwest::Client);
+
+    fn label(&self) -> &str {
+        self.endpoint().0
+    }
+
+    fn graphql(
+        &self,
+        bearer: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> impl std::future::Future<Output = Response> + Send {
+        let (label, url, client) = self.endpoint();
+        answered(
+            label,
+            graphql_request(client, url, bearer, query, variables),
+        )
+    }
+
+    async fn request_role(
         &self,
         person: &str,
         organization: &str,
@@ -243,7 +330,7 @@ impl TestApp {
 
     /// `person` becomes the first Security Official of the demo practice
     /// Greenville Medical Clinic with its published proof.
-    pub async fn first_security_official_of_greenville(&self, person: &str) {
+    async fn first_security_official_of_greenville(&self, person: &str) {
         let response = self
             .request_role(person, GREENVILLE, "SECURITY_OFFICIAL", greenville_proof())
             .await;
@@ -251,12 +338,12 @@ impl TestApp {
             response.data("requestRole.request.state"),
             "APPROVED",
             "{}",
-            self.label
+            self.label()
         );
     }
 
     /// Returns the new request's id.
-    pub async fn pending_staff_request(&self, person: &str) -> String {
+    async fn pending_staff_request(&self, person: &str) -> String {
         let response = self
             .request_role(person, GREENVILLE, "STAFF_USER", Value::Null)
             .await;
@@ -264,7 +351,7 @@ impl TestApp {
             response.data("requestRole.request.state"),
             "PENDING",
             "{}",
-            self.label
+            self.label()
         );
         response
             .data("requestRole.request.id")
@@ -273,7 +360,7 @@ impl TestApp {
             .to_string()
     }
 
-    pub async fn decide(&self, person: &str, request_id: &str, approve: bool) -> Response {
+    async fn decide(&self, person: &str, request_id: &str, approve: bool) -> Response {
         let query = if approve {
             "mutation($id: ID!) { approveRoleRequest(requestId: $id) { state decidedBy { id } } }"
         } else {
@@ -285,6 +372,23 @@ impl TestApp {
             json!({ "id": request_id }),
         )
         .await
+    }
+
+    /// `person`, a support agent, makes `member` Security Official of Greenville.
+    async fn promote_in_greenville(&self, person: &str, member: &str) {
+        self.graphql(
+            Some(&token(person, &["support"])),
+            "mutation($person: ID!) { changeRole(organizationId: \"practice:123456789\", personId: $person, role: SECURITY_OFFICIAL) { role } }",
+            json!({ "person": member }),
+        )
+        .await
+        .data("changeRole");
+    }
+}
+
+impl Graphql for TestApp {
+    fn endpoint(&self) -> (&str, &str, &reqwest::Client) {
+        (self.label, &self.url, &self.client)
     }
 }
 
@@ -300,73 +404,144 @@ pub fn wrong_greenville_proof() -> Value {
 }
 
 /// The server binary in a process of its own, on a test's database: what a
-/// second server process of a deployment is. Killed when dropped.
+/// second server process of a deployment is, or one that can be killed and
+/// restarted. Killed when dropped.
 pub struct ServerProcess {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     pub url: String,
+    label: &'static str,
+    /// Where it listens, kept across restarts so that clients keep their URL.
+    address: String,
+    database_url: String,
+    settings: Vec<(String, String)>,
+    /// Every line it logged, across restarts.
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+    client: reqwest::Client,
 }
 
 impl ServerProcess {
-    /// Starts the process and waits, off the test's runtime thread, until it
-    /// says where it listens: the in-process server keeps serving meanwhile.
+    /// A second server on the in-process server's database.
     pub async fn start(app: &TestApp) -> ServerProcess {
-        let database_url = app.database_url.clone();
-        tokio::task::spawn_blocking(move || Self::start_blocking(&database_url))
-            .await
-            .expect("the second server starts")
+        Self::on(app.label, &app.database_url, &[]).await
     }
 
-    fn start_blocking(database_url: &str) -> ServerProcess {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_access-server"))
-            .env_clear()
-            .env("ACCESS_LISTEN", "127.0.0.1:0")
-            .env("DATABASE_URL", database_url)
-            .env("ACCESS_JWT_SECRET", SECRET)
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the server binary starts");
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut lines = stderr.lines();
-        let mut seen = Vec::new();
-        let address = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                let address = line
-                    .split("serving GraphQL on http://")
-                    .nth(1)
-                    .and_then(|rest| rest.split('/').next())
-                    .map(str::to_string);
-                seen.push(line);
-                address
-            })
-            .unwrap_or_else(|| panic!("the second server did not start:\n{}", seen.join("\n")));
-        // Keep reading its log so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        ServerProcess {
-            child,
-            url: format!("http://{address}"),
+    /// A server on `database_url`, with extra settings.
+    pub async fn on(
+        label: &'static str,
+        database_url: &str,
+        settings: &[(&str, &str)],
+    ) -> ServerProcess {
+        let mut server = ServerProcess {
+            child: None,
+            url: String::new(),
+            label,
+            address: "127.0.0.1:0".into(),
+            database_url: database_url.into(),
+            settings: settings
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            logs: Default::default(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        server.restart().await;
+        server
+    }
+
+    /// SIGKILL: no shutdown, nothing flushed, as the OOM killer or a lost machine
+    /// ends a server.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
-    pub async fn graphql(&self, bearer: &str, query: &str, variables: Value) -> Response {
-        let response = reqwest::Client::new()
-            .post(format!("{}/graphql", self.url))
-            .bearer_auth(bearer)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
+    /// Starts it (again) on the same database, address and settings, and waits,
+    /// off the test's runtime thread, until it says where it listens: the other
+    /// servers of the test keep serving meanwhile.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_access-server"));
+        command
+            .env_clear()
+            .env("ACCESS_LISTEN", &self.address)
+            .env("DATABASE_URL", &self.database_url)
+            .env("ACCESS_JWT_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(self.settings.iter().map(|(name, value)| (name, value)))
+            .stderr(std::process::Stdio::piped());
+        let logs = self.logs.clone();
+        let (child, address) = tokio::task::spawn_blocking(move || Self::spawn(command, logs))
             .await
-            .expect("the second server answers");
-        Response(response.json().await.expect("a JSON body"))
+            .expect("the server process starts");
+        self.child = Some(child);
+        self.url = format!("http://{address}");
+        self.address = address;
+    }
+
+    fn spawn(
+        mut command: std::process::Command,
+        logs: std::sync::Arc<std::sync::Mutex<String>>,
+    ) -> (std::process::Child, String) {
+        use std::io::BufRead;
+        let mut child = command.spawn().expect("the server binary starts");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let kept = logs.clone();
+        let mut lines = stderr.lines().map_while(Result::ok).inspect(move |line| {
+            let mut logs = kept.lock().unwrap();
+            logs.push_str(line);
+            logs.push('\n');
+        });
+        let address = lines
+            .by_ref()
+            .find_map(|line| {
+                line.split("serving GraphQL on http://")
+                    .nth(1)
+                    .and_then(|rest| rest.split('/').next())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the server process did not start:\n{}",
+                    logs.lock().unwrap()
+                )
+            });
+        // Keep reading its log so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        (child, address)
+    }
+
+    /// Still running, neither exited nor killed.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Everything it logged so far, across restarts.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.client.get(format!("{}{path}", self.url)).send().await
+    }
+}
+
+impl Graphql for ServerProcess {
+    fn endpoint(&self) -> (&str, &str, &reqwest::Client) {
+        (self.label, &self.url, &self.client)
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

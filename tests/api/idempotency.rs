@@ -13,6 +13,14 @@ fn wrong_proof() -> Value {
     json!({ "input": { "organizationId": GREENVILLE, "role": "SECURITY_OFFICIAL", "proof": wrong_greenville_proof() } })
 }
 
+async fn rejections(app: &TestApp) -> usize {
+    app.stored_events()
+        .await
+        .iter()
+        .filter(|event| event.event_type == "ProofRejected")
+        .count()
+}
+
 #[tokio::test]
 async fn a_retried_failed_proof_gets_the_first_answer_and_does_not_count_again() {
     for app in spawn_apps().await {
@@ -44,13 +52,12 @@ async fn a_retried_failed_proof_gets_the_first_answer_and_does_not_count_again()
         let retry: Value = retry.json().await.unwrap();
         assert_eq!(retry, first, "{}", app.label);
 
-        let rejections = app
-            .stored_events()
-            .await
-            .iter()
-            .filter(|event| event.event_type == "ProofRejected")
-            .count();
-        assert_eq!(rejections, 1, "{}: the retry ran nothing", app.label);
+        assert_eq!(
+            rejections(&app).await,
+            1,
+            "{}: the retry ran nothing",
+            app.label
+        );
 
         let next = app
             .with_idempotency_key(&carol, "attempt-2", REQUEST_ROLE, wrong_proof())
@@ -109,6 +116,36 @@ async fn a_key_reused_for_another_request_is_refused_and_keys_belong_to_one_pers
         assert_eq!(
             malformed["errors"][0]["extensions"]["field"], "idempotency-key",
             "{}",
+            app.label
+        );
+    }
+}
+
+/// A server killed after committing a command and before keeping its answer
+/// leaves the key "in progress"; a minute later a retry takes the key over and
+/// runs the request again. Nothing in the domain tells a retried failed proof
+/// from a new attempt, so it counts twice (docs/reliability.md, "Retries after a
+/// crash", has the fix this test waits for).
+#[tokio::test]
+#[ignore = "known gap: a retry after a crash runs the command again (docs/reliability.md)"]
+async fn a_failed_proof_whose_server_died_before_keeping_the_answer_counts_once_when_retried() {
+    for app in spawn_apps().await {
+        let carol = token("carol", &[]);
+        app.with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
+            .await;
+        // What the dead server left, a minute later.
+        app.execute_sql(
+            "UPDATE idempotency_keys SET response = NULL, created_at_ms = created_at_ms - 120000 \
+              WHERE person_id = 'carol' AND idempotency_key = 'attempt-1'",
+        )
+        .await;
+
+        app.with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
+            .await;
+        assert_eq!(
+            rejections(&app).await,
+            1,
+            "{}: the retry counted as a second attempt",
             app.label
         );
     }

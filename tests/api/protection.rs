@@ -41,6 +41,10 @@ fn rsa_key() -> EncodingKey {
     EncodingKey::from_rsa_pem(&std::fs::read(fixture("rs256-private.pem")).unwrap()).unwrap()
 }
 
+fn other_rsa_key() -> EncodingKey {
+    EncodingKey::from_rsa_pem(&std::fs::read(fixture("rs256-other-private.pem")).unwrap()).unwrap()
+}
+
 fn ec_key() -> EncodingKey {
     EncodingKey::from_ec_pem(&std::fs::read(fixture("es256-private.pem")).unwrap()).unwrap()
 }
@@ -85,6 +89,11 @@ async fn forged_expired_early_and_misdirected_tokens_are_refused_and_write_nothi
                 json!({}),
             ),
             "unexpected algorithm",
+        ),
+        (
+            "RS256 from another key",
+            signed(Algorithm::RS256, &other_rsa_key(), json!({})),
+            "bad signature",
         ),
         (
             "ES256 from another key",
@@ -148,6 +157,63 @@ async fn forged_expired_early_and_misdirected_tokens_are_refused_and_write_nothi
 }
 
 #[tokio::test]
+async fn an_unsigned_token_is_refused_by_a_server_checking_hs256() {
+    for app in spawn_apps().await {
+        let response = app
+            .graphql(Some(&unsigned()), "{ me { id } }", json!({}))
+            .await;
+        assert_eq!(response.code(), "UNAUTHENTICATED", "{}", app.label);
+    }
+}
+
+/// The classic confusion, against the server as an operator configures it (from
+/// the environment): a verifier that let the token choose the algorithm would
+/// check this HS256 signature with the public key's text as the secret.
+#[tokio::test]
+async fn a_server_configured_with_a_public_key_refuses_an_hs256_token_signed_with_that_key() {
+    let database = fresh_databases().await.remove(0);
+    let public_key = fixture("rs256-public.pem");
+    let server = ServerProcess::on(
+        database.label,
+        &database.url,
+        &[
+            // Empty is unset: the public key is the only way to check tokens.
+            ("ACCESS_JWT_SECRET", ""),
+            ("ACCESS_JWT_PUBLIC_KEY", public_key.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let valid = signed(
+        Algorithm::RS256,
+        &rsa_key(),
+        json!({ "iss": null, "aud": null }),
+    );
+    let me = server
+        .graphql(Some(&valid), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(me.data("me.id"), "alice");
+
+    let forged = signed(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(&std::fs::read(&public_key).unwrap()),
+        json!({ "iss": null, "aud": null }),
+    );
+    let refused = server
+        .graphql(
+            Some(&forged),
+            "mutation { requestRole(input: {organizationId: \"practice:123456789\", role: STAFF_USER}) { request { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.code(), "UNAUTHENTICATED");
+    assert!(refused.error()["message"]
+        .as_str()
+        .unwrap()
+        .contains("unexpected algorithm"));
+    assert!(stored_events(&database.url).await.is_empty());
+}
+
+#[tokio::test]
 async fn an_es256_public_key_accepts_es256_tokens() {
     let database = fresh_databases().await.remove(0);
     let app = spawn_app_with(database, |settings| {
@@ -200,13 +266,26 @@ async fn malformed_deep_and_oversize_documents_get_clear_refusals() {
             )
             .await;
         assert_eq!(oversize.status(), 413, "{}", app.label);
+        let oversize: Value = oversize.json().await.unwrap();
+        assert_eq!(
+            oversize["errors"][0]["extensions"]["code"], "INVALID_QUERY",
+            "{}",
+            app.label
+        );
 
-        let not_json = app.post_graphql("{{{{".into()).await;
+        let not_json = app.post_graphql("{{{{ 987-65-4321").await;
+        assert_eq!(not_json.status(), 400, "{}", app.label);
+        let not_json = not_json.text().await.unwrap();
         assert!(
-            not_json.status().is_client_error(),
-            "{}: {}",
-            app.label,
-            not_json.status()
+            !not_json.contains("987-65-4321"),
+            "{}: {not_json}",
+            app.label
+        );
+        let not_json: Value = serde_json::from_str(&not_json).unwrap();
+        assert_eq!(
+            not_json["errors"][0]["extensions"]["code"], "INVALID_QUERY",
+            "{}",
+            app.label
         );
 
         let injection = app

@@ -90,7 +90,7 @@ async fn an_open_page_hears_of_requests_and_decisions_made_through_another_serve
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         let requested = second
-            .graphql(&token("bob", &[]), REQUEST_STAFF, json!({}))
+            .graphql(Some(&token("bob", &[])), REQUEST_STAFF, json!({}))
             .await;
         let request_id = requested
             .data("requestRole.request.id")
@@ -115,7 +115,7 @@ async fn an_open_page_hears_of_requests_and_decisions_made_through_another_serve
         let approve =
             format!("mutation {{ approveRoleRequest(requestId: \"{request_id}\") {{ state }} }}");
         second
-            .graphql(&token("alice", &[]), &approve, json!({}))
+            .graphql(Some(&token("alice", &[])), &approve, json!({}))
             .await
             .data("approveRoleRequest");
         let decided = bob.message().await;
@@ -137,7 +137,7 @@ async fn an_open_page_hears_of_requests_and_decisions_made_through_another_serve
         .await;
         second
             .graphql(
-                &token("erin", &[]),
+                Some(&token("erin", &[])),
                 "mutation { requestRole(input: {organizationId: \"practice:345678912\", role: STAFF_USER}) { request { id } } }",
                 json!({}),
             )

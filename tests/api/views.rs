@@ -399,12 +399,11 @@ async fn auditors_read_the_whole_history_filtered_and_others_cannot() {
                 json!({ "filter": { "eventTypes": ["RoleGranted"] }, "after": cursor }),
             )
             .await;
-        assert_eq!(
+        assert!(
             next.data("auditLog.edges")[0]["node"]["payload"]
                 .as_str()
                 .unwrap()
                 .contains("bob"),
-            true,
             "{}",
             app.label
         );

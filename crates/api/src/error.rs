@@ -3,7 +3,10 @@
 //! reach clients only as `INTERNAL`.
 
 use access_domain::identifiers::IdentifierError;
+use std::any::Any;
+
 use access_domain::AccessError;
+use access_store::StoreError;
 use async_graphql::{Enum, ErrorExtensions};
 use cqrs_es::AggregateError;
 
@@ -35,6 +38,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The request ran past the server's time limit; safe to retry.
     Timeout,
+    /// The database cannot be reached right now; retry in a few seconds, with the same
+    /// Idempotency-Key (a change may have been saved before the failure).
+    Unavailable,
     /// The document is not valid GraphQL for this schema, or exceeds the
     /// depth, complexity or size limits.
     InvalidQuery,
@@ -62,6 +68,7 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::InvalidQuery => "INVALID_QUERY",
         }
     }
@@ -85,6 +92,8 @@ pub enum ApiError {
     Conflict,
     /// Already logged with context by [`ApiError::internal`].
     Internal,
+    /// The database did not answer; logged by [`ApiError::internal`].
+    Unavailable,
     ClinicianNotFound,
     ClinicianInfoMissing,
     ClinicianNotVerified,
@@ -117,8 +126,14 @@ impl ApiError {
         }
     }
 
-    /// Logs an infrastructure failure with what was being done, and hides it.
-    pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+    /// Logs an infrastructure failure with what was being done, and hides it. A database
+    /// that cannot be reached is told apart, so that clients learn that retrying later is
+    /// the remedy (and an outage is logged as such, not as a bug).
+    pub fn internal(context: &str, error: &(impl std::fmt::Display + 'static)) -> Self {
+        if database_unavailable(error) {
+            tracing::warn!(%error, "{context}: the database is unavailable");
+            return ApiError::Unavailable;
+        }
         tracing::error!(%error, "{context}");
         ApiError::Internal
     }
@@ -134,6 +149,9 @@ impl ApiError {
                 "Another change to this organization was saved at the same moment; retry the request.".into()
             }
             ApiError::Internal => "Unknown error; it has been logged.".into(),
+            ApiError::Unavailable => {
+                "The service cannot reach its database right now; retry in a few seconds, with the same Idempotency-Key if you sent one.".into()
+            }
             ApiError::ClinicianNotFound => CLINICIAN_NOT_FOUND.into(),
             ApiError::ClinicianInfoMissing => CLINICIAN_INFO_MISSING.into(),
             ApiError::ClinicianNotVerified => CLINICIAN_NOT_VERIFIED.into(),
@@ -158,6 +176,7 @@ impl ApiError {
             ApiError::Refused(refusal) => refusal_code(refusal),
             ApiError::Conflict | ApiError::IdempotentInProgress => ErrorCode::Conflict,
             ApiError::Internal | ApiError::NpiAssociationFailed => ErrorCode::Internal,
+            ApiError::Unavailable => ErrorCode::Unavailable,
             ApiError::ClinicianNotFound => ErrorCode::ClinicianNotFound,
             ApiError::ClinicianInfoMissing => ErrorCode::ClinicianInfoMissing,
             ApiError::ClinicianNotVerified => ErrorCode::ClinicianNotVerified,
@@ -177,6 +196,30 @@ impl ApiError {
             other => Self::internal(context, &other),
         }
     }
+}
+
+/// Whether a failure is the database not answering. Errors reach the API under the types
+/// of the layers they crossed; each is opened down to what the store can judge.
+fn database_unavailable(error: &dyn Any) -> bool {
+    let cause: Option<&(dyn std::error::Error + 'static)> =
+        if let Some(error) = error.downcast_ref::<StoreError>() {
+            Some(error)
+        } else if let Some(error) = error.downcast_ref::<access_projections::Error>() {
+            match error {
+                access_projections::Error::Store(error) => Some(error),
+                access_projections::Error::Sql(error) => Some(error),
+                _ => None,
+            }
+        } else if let Some(error) = error.downcast_ref::<AggregateError<AccessError>>() {
+            match error {
+                AggregateError::DatabaseConnectionError(error)
+                | AggregateError::UnexpectedError(error) => Some(error.as_ref()),
+                _ => None,
+            }
+        } else {
+            None
+        };
+    cause.is_some_and(StoreError::is_unavailable)
 }
 
 fn refusal_code(refusal: &AccessError) -> ErrorCode {

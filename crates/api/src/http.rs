@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::Data;
+use async_graphql::{Data, ErrorExtensions, ParseRequestError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Body;
 use axum::extract::WebSocketUpgrade;
@@ -89,21 +89,53 @@ async fn limit_body(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {MAX_BODY_BYTES} bytes"),
-        )
-            .into_response();
+        return too_large();
     }
     let (parts, body) = request.into_parts();
     let limited = Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES));
     next.run(Request::from_parts(parts, limited)).await
 }
 
+fn too_large() -> Response {
+    invalid_request(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("The request body is over {MAX_BODY_BYTES} bytes."),
+    )
+}
+
+/// An HTTP-level refusal in the shape of a GraphQL answer, so that a client reads
+/// `extensions.code` whatever it sent.
+fn invalid_request(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(invalid_query(message))).into_response()
+}
+
+/// A body that is not a GraphQL request. The answer never repeats the parser's words:
+/// they may quote the body, and with it a proof value or an SSN.
+struct MalformedRequest(ParseRequestError);
+
+impl From<ParseRequestError> for MalformedRequest {
+    fn from(error: ParseRequestError) -> Self {
+        MalformedRequest(error)
+    }
+}
+
+impl IntoResponse for MalformedRequest {
+    fn into_response(self) -> Response {
+        match self.0 {
+            ParseRequestError::PayloadTooLarge => too_large(),
+            _ => invalid_request(
+                StatusCode::BAD_REQUEST,
+                "The body is not a GraphQL request: send JSON such as {\"query\": \"{ me { id } }\"}."
+                    .into(),
+            ),
+        }
+    }
+}
+
 async fn graphql(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: GraphQLRequest<MalformedRequest>,
 ) -> Response {
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -129,8 +161,14 @@ async fn graphql(
             } else {
                 database.finish_idempotent(&person, &key, &body).await
             };
-            if let Err(error) = outcome {
-                tracing::error!(%error, "keeping an idempotent answer");
+            match outcome {
+                Ok(()) => {}
+                // The key stays "in progress": retries answer CONFLICT until it is
+                // taken to be abandoned.
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(%error, "keeping an idempotent answer: the database is unavailable");
+                }
+                Err(error) => tracing::error!(%error, "keeping an idempotent answer"),
             }
             json_body(body)
         }
@@ -192,6 +230,7 @@ fn is_worth_retrying(error: &async_graphql::ServerError) -> bool {
         ErrorCode::Timeout,
         ErrorCode::Internal,
         ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
     ]
     .iter()
     .any(|retryable| code == Some(&async_graphql::Value::from(retryable.as_str())))
@@ -199,9 +238,14 @@ fn is_worth_retrying(error: &async_graphql::ServerError) -> bool {
 
 async fn execute(
     state: &AppState,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     caller: Caller,
 ) -> async_graphql::Response {
+    // Parsed here (the schema reuses it) so that a syntax error is answered by
+    // `unparsable`, not in async-graphql's words.
+    if request.parsed_query().is_err() {
+        return unparsable(&request.query);
+    }
     let execution = state.schema.execute(request.data(caller));
     let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, execution).await {
         Ok(response) => response,
@@ -219,6 +263,29 @@ async fn execute(
         }
     }
     response
+}
+
+/// A document that does not parse. async-graphql's syntax errors quote the line of
+/// the document, and with it any value typed inline (a proof, an SSN), into the
+/// answer, which an idempotent request keeps for a day: this says where instead.
+fn unparsable(query: &str) -> async_graphql::Response {
+    use async_graphql::parser::{parse_query, Error};
+    let message = match parse_query(query) {
+        Err(Error::Syntax { start, .. }) => format!(
+            "The document is not valid GraphQL at line {}, column {}.",
+            start.line, start.column
+        ),
+        Err(other) => other.to_string(),
+        Ok(_) => "The document is not valid GraphQL.".into(),
+    };
+    invalid_query(message)
+}
+
+fn invalid_query(message: String) -> async_graphql::Response {
+    let error = async_graphql::Error::new(message)
+        .extend_with(|_, extensions| extensions.set("code", ErrorCode::InvalidQuery.as_str()))
+        .into_server_error(Default::default());
+    async_graphql::Response::from_errors(vec![error])
 }
 
 fn refusal_response(refusal: ApiError) -> async_graphql::Response {

@@ -84,8 +84,8 @@ pub use audit::{export_audit, AuditEntry, AuditFilter, ExportFormat};
 pub use error::Error;
 pub use feed::RequestChange;
 pub use notifications::{
-    EmailState, Notification, OrganizationNames, Outbox, Outcome, PendingEmail, People,
-    UndeliveredEmail,
+    EmailState, ErasedContact, Notification, OrganizationNames, Outbox, Outcome, PendingEmail,
+    People, UndeliveredEmail,
 };
 #[cfg(feature = "fail-points")]
 pub use projector::FailPoint;

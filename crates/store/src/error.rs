@@ -32,6 +32,19 @@ impl StoreError {
         matches!(self, StoreError::Unavailable { .. })
     }
 
+    /// Whether `error`, or an error it wraps, says the database cannot be reached right
+    /// now: for callers holding the store's errors as another layer boxed them
+    /// (cqrs-es's `AggregateError`, the views' own queries).
+    pub fn is_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+        if let Some(store) = error.downcast_ref::<StoreError>() {
+            return store.is_retryable();
+        }
+        if let Some(sqlx) = error.downcast_ref::<sqlx::Error>() {
+            return is_unavailable(sqlx);
+        }
+        error.source().is_some_and(Self::is_unavailable)
+    }
+
     /// Sorts an sqlx error into retryable or not. `doing` completes "… failed while …"
     /// so that the message says what the store was trying to do.
     pub(crate) fn from_sqlx(database: String, doing: &str, error: sqlx::Error) -> Self {
@@ -46,8 +59,11 @@ impl StoreError {
 
 fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
+        // A connection closed in the middle of the handshake (by a proxy or load balancer
+        // with no database behind it) reads as a protocol error.
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,

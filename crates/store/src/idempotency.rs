@@ -138,4 +138,18 @@ impl Database {
         .map(drop))
         .map_err(|error| self.error("forgetting an idempotency key", error))
     }
+
+    /// Forgets every answer kept for the person's retries: an answer repeats whatever
+    /// the client asked to see, and its fingerprint is a hash of what they sent. For
+    /// erasure; a retry after it runs the request again, under the domain's rules.
+    pub async fn forget_answers_of(&self, person: &str) -> Result<u64, StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM idempotency_keys WHERE person_id = $1"
+        )
+        .bind(person)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))
+        .map_err(|error| self.error("forgetting a person's idempotent answers", error))
+    }
 }

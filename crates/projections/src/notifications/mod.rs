@@ -26,7 +26,7 @@ use crate::sql::{fetch, params, parse_id, parse_time, Tx};
 use templates::Notice;
 
 pub use outbox::{EmailState, Outbox, Outcome, PendingEmail, UndeliveredEmail};
-pub use people::People;
+pub use people::{ErasedContact, People};
 
 pub(crate) const SECURITY_OFFICIALS: &str = "notification_security_officials";
 pub(crate) const NOTIFICATIONS: &str = "notifications";

@@ -8,7 +8,16 @@ use access_store::Database;
 use chrono::Utc;
 
 use crate::error::Error;
-use crate::sql::{execute, params};
+use crate::sql::{execute, params, Tx};
+
+/// What [`People::erase`] found to erase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErasedContact {
+    /// Whether the directory had a row for the person.
+    pub directory_entry: bool,
+    /// Emails to the person whose last delivery error was blanked.
+    pub delivery_errors: usize,
+}
 
 /// Cheap to clone.
 #[derive(Clone, Debug)]
@@ -43,4 +52,35 @@ impl People {
         )
         .await
     }
+
+    /// Erases the person's name and address: their directory row and the SMTP servers'
+    /// replies kept with their undelivered emails (a refusal often quotes the address).
+    /// Their notifications stay, as the events do: they name no one. The identity
+    /// provider fills the row again if the person makes another change.
+    pub async fn erase(&self, person: &PersonId) -> Result<ErasedContact, Error> {
+        let mut tx = Tx::begin(&self.database).await?;
+        let directory = tx
+            .fetch(
+                "DELETE FROM people WHERE person_id = $1 RETURNING person_id",
+                params![person.as_str()],
+                |_| Ok(()),
+            )
+            .await?;
+        let delivery_errors = tx
+            .fetch(
+                "UPDATE notification_outbox SET last_error = $2 \
+                  WHERE recipient_id = $1 AND last_error IS NOT NULL RETURNING position",
+                params![person.as_str(), ERASED_ERROR],
+                |_| Ok(()),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(ErasedContact {
+            directory_entry: !directory.is_empty(),
+            delivery_errors: delivery_errors.len(),
+        })
+    }
 }
+
+/// What an erased delivery error says instead, so support still sees that one was there.
+const ERASED_ERROR: &str = "(erased with the recipient's contact details)";

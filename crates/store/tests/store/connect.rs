@@ -37,6 +37,21 @@ async fn an_unreachable_postgresql_is_a_retryable_error_that_names_it_without_th
 }
 
 #[tokio::test]
+async fn a_postgresql_behind_a_proxy_that_drops_every_connection_is_a_retryable_error() {
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = proxy.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((connection, _)) = proxy.accept().await {
+            drop(connection);
+        }
+    });
+    let error = Database::connect(&format!("postgres://admin@{address}/access"))
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+}
+
+#[tokio::test]
 async fn an_sqlite_url_creates_the_missing_directories_and_file() {
     let directory = std::env::temp_dir().join(format!("access_test_dir_{}", std::process::id()));
     let file = directory.join("nested").join("access.db");

@@ -8,6 +8,7 @@ mod counter;
 mod global_position;
 mod migrations;
 mod tickets;
+mod upstream_edge_cases;
 
 use access_store::{Database, Pool};
 
