@@ -207,7 +207,12 @@ async fn postgres_es_replay_streams_end_quietly_when_the_database_fails() {
             continue;
         };
         AggregateStore::<Counter>::new(&database, ())
-            .execute("counter", CounterCommand::Add { events: 3 }, HashMap::new(), |_, _| ())
+            .execute(
+                "counter",
+                CounterCommand::Add { events: 3 },
+                HashMap::new(),
+                |_, _| (),
+            )
             .await
             .unwrap();
         let healthy = PostgresEventRepository::new(pool.clone());
@@ -264,10 +269,7 @@ async fn the_store_writes_every_command_once_and_nothing_for_a_conflict_under_ra
                         let add = CounterCommand::Add {
                             events: EVENTS_PER_COMMAND,
                         };
-                        match store
-                            .execute("contested", add, metadata, |_, _| ())
-                            .await
-                        {
+                        match store.execute("contested", add, metadata, |_, _| ()).await {
                             Ok(_) => {
                                 landed.push(tag);
                                 break;
