@@ -248,6 +248,20 @@ impl Harness {
 
     /// A fresh database and reference data of `size`; the server started on
     /// them and ready.
+    /// Runs `workload` on a fresh deployment, torn down whatever the outcome.
+    async fn on_fresh_deployment(
+        &self,
+        kind: Kind,
+        label: &str,
+        size: Size,
+        workload: impl AsyncFnOnce(&mut Deployment) -> Result<Vec<Row>, String>,
+    ) -> Result<Vec<Row>, String> {
+        let mut deployment = self.deploy(kind, label, size).await?;
+        let result = workload(&mut deployment).await;
+        deployment.finish().await;
+        result
+    }
+
     async fn deploy(&self, kind: Kind, label: &str, size: Size) -> Result<Deployment, String> {
         let reference = reference::write(&self.dir, label, size)?;
         let database = TestDatabase::create(kind, &self.options.postgres, &self.dir, label).await?;
@@ -508,12 +522,13 @@ impl Harness {
             "\n## (b) hot registry: {} writers (each with its own Security Official) on one registry seeded with {} users, {} s",
             o.clients, o.hot_users, o.seconds
         );
-        let mut deployment = self
-            .deploy(Kind::Postgres, "hot", Size::practices(100))
-            .await?;
-        let result = self.hot_on(&mut deployment).await;
-        deployment.finish().await;
-        result
+        self.on_fresh_deployment(
+            Kind::Postgres,
+            "hot",
+            Size::practices(100),
+            async |deployment| self.hot_on(deployment).await,
+        )
+        .await
     }
 
     async fn hot_on(&self, deployment: &mut Deployment) -> Result<Vec<Row>, String> {
@@ -768,12 +783,13 @@ impl Harness {
             "\n## (d) long history: one organization with {} events vs a fresh one (PostgreSQL)",
             o.history_events
         );
-        let mut deployment = self
-            .deploy(Kind::Postgres, "history", Size::practices(50))
-            .await?;
-        let result = self.long_history_on(&mut deployment).await;
-        deployment.finish().await;
-        result
+        self.on_fresh_deployment(
+            Kind::Postgres,
+            "history",
+            Size::practices(50),
+            async |deployment| self.long_history_on(deployment).await,
+        )
+        .await
     }
 
     async fn long_history_on(&self, deployment: &mut Deployment) -> Result<Vec<Row>, String> {
@@ -886,12 +902,13 @@ impl Harness {
         let o = &self.options;
         println!("\n## (e) rebuild all from {} events, then (f) idle RSS of a server on that database (PostgreSQL)", o.rebuild_events);
         let organizations = (o.rebuild_events / 100).max(10);
-        let mut deployment = self
-            .deploy(Kind::Postgres, "rebuild", Size::practices(organizations))
-            .await?;
-        let result = self.rebuild_on(&mut deployment).await;
-        deployment.finish().await;
-        result
+        self.on_fresh_deployment(
+            Kind::Postgres,
+            "rebuild",
+            Size::practices(organizations),
+            async |deployment| self.rebuild_on(deployment).await,
+        )
+        .await
     }
 
     async fn rebuild_on(&self, deployment: &mut Deployment) -> Result<Vec<Row>, String> {

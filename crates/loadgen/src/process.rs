@@ -115,18 +115,13 @@ impl ServerProcess {
         env: &[(String, String)],
         timeout: Duration,
     ) -> Result<ServerProcess, String> {
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, String)> = env
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.clone()))
+            .collect();
+        let mut command = tokio_free_command(program, &args, &env);
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = command
             .spawn()

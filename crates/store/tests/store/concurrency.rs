@@ -7,6 +7,7 @@ use cqrs_es::AggregateError;
 use tokio::sync::Barrier;
 
 use crate::counter::{Counter, CounterCommand};
+use crate::two_processes;
 
 const ROUNDS: usize = 5;
 const RACERS: usize = 16;
@@ -74,13 +75,7 @@ async fn concurrent_commands_on_one_aggregate_in_one_process_are_queued_and_all_
 async fn commands_racing_from_two_processes_are_handled_again_on_the_new_state_and_never_lost() {
     for db in fresh_databases().await {
         let database = Database::connect(&db.url).await.unwrap();
-        // Two stores with their own caches and connections are what two server
-        // processes are to each other.
-        let other_process = Database::connect(&db.url).await.unwrap();
-        let stores = [
-            Arc::new(AggregateStore::<Counter>::new(&database, ())),
-            Arc::new(AggregateStore::<Counter>::new(&other_process, ())),
-        ];
+        let stores = two_processes(&db.url).await;
         let (successes, conflicts) = race(&database, &stores).await;
         assert_eq!(successes + conflicts, ROUNDS * RACERS, "{}", db.label);
         assert!(
@@ -94,10 +89,7 @@ async fn commands_racing_from_two_processes_are_handled_again_on_the_new_state_a
 #[tokio::test]
 async fn a_read_or_a_refusal_in_one_process_takes_account_of_what_another_process_committed() {
     for db in fresh_databases().await {
-        let this_process =
-            AggregateStore::<Counter>::new(&Database::connect(&db.url).await.unwrap(), ());
-        let other_process =
-            AggregateStore::<Counter>::new(&Database::connect(&db.url).await.unwrap(), ());
+        let [this_process, other_process] = two_processes(&db.url).await;
         let add = |events| CounterCommand::Add { events };
         this_process
             .execute("shared", add(1), HashMap::new(), |_, _| ())
@@ -136,10 +128,7 @@ async fn a_read_or_a_refusal_in_one_process_takes_account_of_what_another_proces
 async fn a_read_relying_on_reports_asks_the_database_only_when_told_of_newer_events_or_of_missed_reports(
 ) {
     for db in fresh_databases().await {
-        let this_process =
-            AggregateStore::<Counter>::new(&Database::connect(&db.url).await.unwrap(), ());
-        let other_process =
-            AggregateStore::<Counter>::new(&Database::connect(&db.url).await.unwrap(), ());
+        let [this_process, other_process] = two_processes(&db.url).await;
         this_process.rely_on_reports();
         let add = |events| CounterCommand::Add { events };
         this_process

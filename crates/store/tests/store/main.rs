@@ -10,7 +10,11 @@ mod migrations;
 mod tickets;
 mod upstream_edge_cases;
 
-use access_store::{Database, Pool};
+use std::sync::Arc;
+
+use access_store::{AggregateStore, Database, Pool};
+
+use crate::counter::Counter;
 
 /// A single integer from `sql`, whichever database it is.
 pub async fn scalar(database: &Database, sql: &str) -> i64 {
@@ -19,4 +23,16 @@ pub async fn scalar(database: &Database, sql: &str) -> i64 {
         Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
     }
     .unwrap_or_else(|error| panic!("{}: {sql}: {error}", database.describe()))
+}
+
+/// Two stores with their own caches and connections on one database: what two server
+/// processes are to each other.
+pub async fn two_processes(url: &str) -> [Arc<AggregateStore<Counter>>; 2] {
+    let process = || async {
+        Arc::new(AggregateStore::new(
+            &Database::connect(url).await.unwrap(),
+            (),
+        ))
+    };
+    [process().await, process().await]
 }

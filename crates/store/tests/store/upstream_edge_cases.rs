@@ -31,7 +31,7 @@ use sqlx::PgPool;
 use tokio::sync::{oneshot, Barrier};
 
 use crate::counter::{Counter, CounterCommand};
-use crate::scalar;
+use crate::{scalar, two_processes};
 
 /// Where a held load waits: it says it got there, then waits to be let go.
 type Hold = Arc<Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>>;
@@ -248,13 +248,9 @@ const EVENTS_PER_COMMAND: usize = 2;
 async fn the_store_writes_every_command_once_and_nothing_for_a_conflict_under_racing_commits() {
     for db in fresh_databases().await {
         let database = Database::connect(&db.url).await.unwrap();
-        // Two stores with their own connections race as two server processes do; within
-        // one, commands on an aggregate are queued and never collide.
-        let other_process = Database::connect(&db.url).await.unwrap();
-        let stores = [
-            Arc::new(AggregateStore::<Counter>::new(&database, ())),
-            Arc::new(AggregateStore::<Counter>::new(&other_process, ())),
-        ];
+        // Two processes race; within one, commands on an aggregate are queued and never
+        // collide.
+        let stores = two_processes(&db.url).await;
         let start = Arc::new(Barrier::new(RACERS));
         let racers = (0..RACERS).map(|racer| {
             let (store, start) = (stores[racer % 2].clone(), start.clone());
