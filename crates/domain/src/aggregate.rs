@@ -308,7 +308,13 @@ impl Aggregate for Organization {
                     .get(&ticket)
                     .ok_or(AccessError::TicketNotFound)?;
                 let request = self.request_or_not_found(&request_id)?;
-                if request.state != RequestState::ManualReview {
+                // A request blocked, unblocked and blocked again has a new ticket; the
+                // old one was closed by the unblock and stays closed.
+                let is_current_ticket = request
+                    .ticket
+                    .as_ref()
+                    .is_some_and(|current| current.number == ticket);
+                if request.state != RequestState::ManualReview || !is_current_ticket {
                     return Err(AccessError::TicketNotOpen(ticket));
                 }
                 let (person, role) = (request.person.clone(), request.role);

@@ -913,6 +913,34 @@ fn a_resolved_ticket_cannot_be_resolved_again() {
 }
 
 #[test]
+fn the_ticket_an_unblock_closed_stays_closed_after_the_person_is_blocked_again() {
+    let mut given = carol_is_blocked();
+    given.extend([
+        OrganizationEvent::RequesterUnblocked {
+            ticket: ticket(7),
+            request_id: id(3),
+            person: person("carol"),
+            by: person("support-sam"),
+            note: None,
+            at: now(),
+        },
+        rejected(3, "carol", 1),
+        rejected(3, "carol", 2),
+        rejected(3, "carol", 3),
+        blocked(3, "carol", 8),
+    ]);
+    org()
+        .given(given)
+        .when(OrganizationCommand::ResolveTicket {
+            ticket: ticket(7),
+            approve: false,
+            by: person("support-sam"),
+            note: None,
+        })
+        .then_expect_error(AccessError::TicketNotOpen(ticket(7)));
+}
+
+#[test]
 fn resolving_a_ticket_of_another_organization_is_not_found() {
     org()
         .given(carol_is_blocked())
