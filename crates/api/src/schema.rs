@@ -582,6 +582,20 @@ impl Mutation {
             .outcome
     }
 
+    /// Runs `command` about one person of an organization, for the mutations that
+    /// answer only whether it was done.
+    async fn change_person(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: &str,
+        person_id: &str,
+        command: impl FnOnce(PersonId) -> OrganizationCommand,
+    ) -> GqlResult<bool> {
+        self.act_on_person(ctx, organization_id, person_id, command, |_, _, _| ())
+            .await?;
+        Ok(true)
+    }
+
     /// Runs `command` about one person of an organization; `read` sees that
     /// person and the organization's state after the command.
     async fn act_on_person<R>(
@@ -716,15 +730,10 @@ impl Mutation {
     ) -> GqlResult<bool> {
         let by = identity(ctx)?.person.clone();
         let reason = note("reason", reason)?;
-        self.act_on_person(
-            ctx,
-            &organization_id,
-            &person_id,
-            |person| OrganizationCommand::RevokeStaffUser { person, by, reason },
-            |_, _, _| (),
-        )
-        .await?;
-        Ok(true)
+        self.change_person(ctx, &organization_id, &person_id, |person| {
+            OrganizationCommand::RevokeStaffUser { person, by, reason }
+        })
+        .await
     }
 
     /// Connect as a Clinician: without `manual`, confirm the automatic name
@@ -832,15 +841,10 @@ impl Mutation {
     ) -> GqlResult<bool> {
         let by = identity(ctx)?.support_agent()?.person().clone();
         let note = self::note("note", note)?;
-        self.act_on_person(
-            ctx,
-            &organization_id,
-            &person_id,
-            |person| OrganizationCommand::UnblockPerson { person, by, note },
-            |_, _, _| (),
-        )
-        .await?;
-        Ok(true)
+        self.change_person(ctx, &organization_id, &person_id, |person| {
+            OrganizationCommand::UnblockPerson { person, by, note }
+        })
+        .await
     }
 
     /// Support staff: Security Official ↔ Staff User. Demoting the last
@@ -887,15 +891,10 @@ impl Mutation {
     ) -> GqlResult<bool> {
         let by = identity(ctx)?.support_agent()?.person().clone();
         let note = self::note("note", note)?;
-        self.act_on_person(
-            ctx,
-            &organization_id,
-            &person_id,
-            |person| OrganizationCommand::RemoveSecurityOfficial { person, by, note },
-            |_, _, _| (),
-        )
-        .await?;
-        Ok(true)
+        self.change_person(ctx, &organization_id, &person_id, |person| {
+            OrganizationCommand::RemoveSecurityOfficial { person, by, note }
+        })
+        .await
     }
 }
 
