@@ -13,7 +13,7 @@ use crate::load::{check_stored, Command, Load};
 struct Scale {
     kills: usize,
     /// Milliseconds between two kills, drawn from this range. A command in
-    /// flight at a kill waits a minute for its key to be given up, so kills
+    /// flight at a kill waits 20 s for its key to be given up, so kills
     /// closer than that leave fewer clients working each time.
     between_kills: std::ops::Range<u64>,
     requesters: usize,
@@ -79,14 +79,14 @@ async fn kill_under_load(database: TestDatabase) {
         "{label}: {kills} SIGKILLs at {kill_times:?}; {requesters} clients on {practices} \
          practices; {} commands acknowledged ({} requests, \
          {} withdrawals), {} of them only after being sent again with their key, {} more \
-         run by a server that died before answering and refused as repeats when retried; \
+         run by a server that died before answering, answered ALREADY_APPLIED when retried; \
          {} events, \
          {} requests stored, none twice; {:.0}s in all",
         ledger.acknowledged.len(),
         count(Command::Request),
         count(Command::Withdraw),
         ledger.resent,
-        ledger.refused_as_repeats,
+        ledger.already_applied,
         stored.events,
         stored.requests,
         started.elapsed().as_secs_f64()

@@ -121,32 +121,88 @@ async fn a_key_reused_for_another_request_is_refused_and_keys_belong_to_one_pers
     }
 }
 
+/// What a server that died while running a keyed request leaves behind, as a
+/// retry finds it once the key counts as abandoned: no answer kept.
+async fn forget_the_answer_as_a_dead_server_would(app: &TestApp, person: &str, key: &str) {
+    app.execute_sql(&format!(
+        "UPDATE idempotency_keys SET response = NULL, created_at_ms = created_at_ms - 120000 \
+          WHERE person_id = '{person}' AND idempotency_key = '{key}'"
+    ))
+    .await;
+}
+
 /// A server killed after committing a command and before keeping its answer
-/// leaves the key "in progress"; a minute later a retry takes the key over and
-/// runs the request again. Nothing in the domain tells a retried failed proof
-/// from a new attempt, so it counts twice (docs/reliability.md, "Retries after a
-/// crash", has the fix this test waits for).
+/// leaves the key "in progress". The retry that takes the key over finds the
+/// events the first attempt committed and says so, instead of running the
+/// request again (a retried failed proof would otherwise count twice).
 #[tokio::test]
-#[ignore = "known gap: a retry after a crash runs the command again (docs/reliability.md)"]
 async fn a_failed_proof_whose_server_died_before_keeping_the_answer_counts_once_when_retried() {
     for app in spawn_apps().await {
         let carol = token("carol", &[]);
         app.with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
             .await;
-        // What the dead server left, a minute later.
-        app.execute_sql(
-            "UPDATE idempotency_keys SET response = NULL, created_at_ms = created_at_ms - 120000 \
-              WHERE person_id = 'carol' AND idempotency_key = 'attempt-1'",
-        )
-        .await;
+        forget_the_answer_as_a_dead_server_would(&app, "carol", "attempt-1").await;
 
-        app.with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
-            .await;
+        let retry: Value = app
+            .with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            retry["errors"][0]["extensions"]["code"], "ALREADY_APPLIED",
+            "{}: {retry}",
+            app.label
+        );
         assert_eq!(
             rejections(&app).await,
             1,
             "{}: the retry counted as a second attempt",
             app.label
         );
+
+        let again = app
+            .with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
+            .await;
+        assert_eq!(
+            again.headers()["idempotent-replayed"],
+            "true",
+            "{}: the answer to the retry is kept like any other",
+            app.label
+        );
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(again, retry, "{}", app.label);
+    }
+}
+
+/// The other half of a crash: the server died before its command committed. The
+/// retry finds no event of the request and runs it.
+#[tokio::test]
+async fn a_request_whose_server_died_before_committing_runs_when_retried() {
+    for app in spawn_apps().await {
+        let carol = token("carol", &[]);
+        app.with_idempotency_key(&carol, "earlier", REQUEST_ROLE, wrong_proof())
+            .await;
+        // The row a server writes when it starts the same request under another key,
+        // left unanswered as it died before committing.
+        app.execute_sql(
+            "INSERT INTO idempotency_keys (person_id, idempotency_key, fingerprint, response, created_at_ms) \
+             SELECT person_id, 'attempt-1', fingerprint, NULL, created_at_ms - 120000 \
+               FROM idempotency_keys WHERE person_id = 'carol' AND idempotency_key = 'earlier'",
+        )
+        .await;
+
+        let retry: Value = app
+            .with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            retry["data"]["requestRole"]["attemptsRemaining"], 1,
+            "{}: the retry ran as a second attempt: {retry}",
+            app.label
+        );
+        assert_eq!(rejections(&app).await, 2, "{}", app.label);
     }
 }

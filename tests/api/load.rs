@@ -5,10 +5,10 @@
 //!
 //! Each requester opens a Staff User request at one of a few demo practices
 //! and withdraws it, over and over; the practices spread the requesters, as
-//! real people are spread over organizations. Nobody else touches their
-//! requests: a command whose server died before keeping its answer is run again
-//! when its key is retried a minute later, and only then does the domain refuse
-//! the repeat (docs/reliability.md, "Retries after a crash").
+//! real people are spread over organizations. A command whose server died after
+//! committing it and before keeping its answer is answered `ALREADY_APPLIED` when
+//! its key is retried, and never run twice (docs/reliability.md, "Retries after a
+//! crash").
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +36,7 @@ const RETRYABLE: [&str; 5] = [
 ];
 
 /// Longest a command may go without a final answer: a key left in progress by a
-/// killed server is taken over after a minute (docs/api.md), plus slack.
+/// killed server is taken over after 20 s (docs/api.md), plus slack for restarts.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(150);
 
 const RETRY_PAUSE: Duration = Duration::from_millis(150);
@@ -74,9 +74,9 @@ pub struct Ledger {
     /// Commands that got no answer at first (a dead server, a dropped
     /// connection) and were sent again with their key.
     pub resent: usize,
-    /// Commands a server ran and died before answering, whose retry the domain
-    /// refused as a repeat.
-    pub refused_as_repeats: usize,
+    /// Commands a server ran and died before answering, whose retry was
+    /// answered `ALREADY_APPLIED`.
+    pub already_applied: usize,
 }
 
 pub struct Load {
@@ -168,10 +168,9 @@ impl Load {
                     self.acknowledge(Command::Request, id);
                     id.to_string()
                 }
-                // A server ran it and died before keeping its answer; the
-                // retry after the key was given up met the open request.
-                Err(code) if code == "DUPLICATE_REQUEST" => {
-                    self.ledger.lock().unwrap().refused_as_repeats += 1;
+                // A server ran it and died before keeping its answer.
+                Err(code) if code == "ALREADY_APPLIED" => {
+                    self.ledger.lock().unwrap().already_applied += 1;
                     self.open_request(&bearer).await
                 }
                 Err(code) => panic!("{person}: requesting: {code}"),
@@ -183,8 +182,8 @@ impl Load {
             {
                 Ok(_) => self.acknowledge(Command::Withdraw, &request),
                 // As above: a server withdrew it and died before answering.
-                Err(code) if code == "REQUEST_NOT_PENDING" => {
-                    self.ledger.lock().unwrap().refused_as_repeats += 1;
+                Err(code) if code == "ALREADY_APPLIED" => {
+                    self.ledger.lock().unwrap().already_applied += 1;
                 }
                 Err(code) => panic!("{person}: withdrawing {request}: {code}"),
             }

@@ -44,6 +44,10 @@ pub enum ErrorCode {
     /// The document is not valid GraphQL for this schema, or exceeds the
     /// depth, complexity or size limits.
     InvalidQuery,
+    /// A retry of a request whose first attempt was carried out but whose answer was
+    /// lost (its server stopped, or it failed after saving): nothing was done again;
+    /// read the current state.
+    AlreadyApplied,
 }
 
 impl ErrorCode {
@@ -70,6 +74,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::InvalidQuery => "INVALID_QUERY",
+            ErrorCode::AlreadyApplied => "ALREADY_APPLIED",
         }
     }
 }
@@ -108,6 +113,9 @@ pub enum ApiError {
     Timeout,
     /// The first request with the same Idempotency-Key is still running.
     IdempotentInProgress,
+    /// The first request with the same Idempotency-Key saved its changes, and its
+    /// answer was lost.
+    AlreadyApplied,
 }
 
 /// The clinician guide's messages, word for word.
@@ -164,6 +172,9 @@ impl ApiError {
             ApiError::IdempotentInProgress => {
                 "The first request with this Idempotency-Key is still being processed; retry shortly.".into()
             }
+            ApiError::AlreadyApplied => {
+                "The first request with this Idempotency-Key was carried out, but its answer was lost; it was not done again. Read the current state to see its effect.".into()
+            }
         }
     }
 
@@ -182,6 +193,7 @@ impl ApiError {
             ApiError::ClinicianNotVerified => ErrorCode::ClinicianNotVerified,
             ApiError::RateLimited { .. } | ApiError::TooManyMutations => ErrorCode::RateLimited,
             ApiError::Timeout => ErrorCode::Timeout,
+            ApiError::AlreadyApplied => ErrorCode::AlreadyApplied,
         }
     }
 

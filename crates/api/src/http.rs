@@ -152,43 +152,78 @@ async fn graphql(
     let person = identity.person.to_string();
     let database = state.service.database();
     let fingerprint = fingerprint(&request);
-    match database.begin_idempotent(&person, &key, &fingerprint).await {
-        Ok(IdempotentStart::Fresh) => {
-            let response = execute(&state, request, caller).await;
-            let body = serde_json::to_string(&response).unwrap_or_default();
-            let outcome = if response.errors.iter().any(is_worth_retrying) {
-                database.forget_idempotent(&person, &key).await
-            } else {
-                database.finish_idempotent(&person, &key, &body).await
-            };
-            match outcome {
-                Ok(()) => {}
-                // The key stays "in progress": retries answer CONFLICT until it is
-                // taken to be abandoned.
-                Err(error) if error.is_retryable() => {
-                    tracing::warn!(%error, "keeping an idempotent answer: the database is unavailable");
+    let run = match database.begin_idempotent(&person, &key, &fingerprint).await {
+        Ok(IdempotentStart::Fresh) => Run::Execute,
+        Ok(IdempotentStart::TakenOver) => {
+            match database.request_committed(&request_tag(&person, &key)).await {
+                Ok(true) => Run::AlreadyApplied,
+                Ok(false) => Run::Execute,
+                Err(error) => {
+                    let refusal = ApiError::internal("looking for a retried request's events", &error);
+                    // The key stays taken over; the next retry looks again.
+                    return answer(refusal_response(refusal));
                 }
-                Err(error) => tracing::error!(%error, "keeping an idempotent answer"),
             }
-            json_body(body)
         }
         Ok(IdempotentStart::Replay(body)) => {
             let mut replayed = json_body(body);
             replayed
                 .headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            replayed
+            return replayed;
         }
-        Ok(IdempotentStart::InProgress) => answer(refusal_response(ApiError::IdempotentInProgress)),
-        Ok(IdempotentStart::DifferentRequest) => answer(refusal_response(ApiError::InvalidInput {
-            field: IDEMPOTENCY_KEY.into(),
-            message: "was already used for a different request; use a new key".into(),
-        })),
-        Err(error) => answer(refusal_response(ApiError::internal(
-            "reading an idempotency key",
-            &error,
-        ))),
+        Ok(IdempotentStart::InProgress) => {
+            return answer(refusal_response(ApiError::IdempotentInProgress))
+        }
+        Ok(IdempotentStart::DifferentRequest) => {
+            return answer(refusal_response(ApiError::InvalidInput {
+                field: IDEMPOTENCY_KEY.into(),
+                message: "was already used for a different request; use a new key".into(),
+            }))
+        }
+        Err(error) => {
+            return answer(refusal_response(ApiError::internal(
+                "reading an idempotency key",
+                &error,
+            )))
+        }
+    };
+    let response = match run {
+        Run::Execute => {
+            let tag = request_tag(&person, &key);
+            crate::service::serving_request(tag, execute(&state, request, caller)).await
+        }
+        Run::AlreadyApplied => refusal_response(ApiError::AlreadyApplied),
+    };
+    let body = serde_json::to_string(&response).unwrap_or_default();
+    let outcome = if response.errors.iter().any(is_worth_retrying) {
+        database.give_up_idempotent(&person, &key).await
+    } else {
+        database.finish_idempotent(&person, &key, &body).await
+    };
+    match outcome {
+        Ok(()) => {}
+        // The key stays "in progress": retries answer CONFLICT until it is
+        // taken to be abandoned.
+        Err(error) if error.is_retryable() => {
+            tracing::warn!(%error, "keeping an idempotent answer: the database is unavailable");
+        }
+        Err(error) => tracing::error!(%error, "keeping an idempotent answer"),
     }
+    json_body(body)
+}
+
+/// What a request with an idempotency key does once its key is held.
+enum Run {
+    Execute,
+    /// An earlier attempt committed and its answer was lost: say so, do nothing.
+    AlreadyApplied,
+}
+
+/// Ties the events a request appends to the person and key that sent it; a hash, so
+/// that the client's text never reaches the event store.
+fn request_tag(person: &str, key: &str) -> String {
+    hex_sha256(serde_json::json!([person, key]).to_string().as_bytes())
 }
 
 /// The header's value, if sent: 1 to 255 visible ASCII characters.
@@ -211,9 +246,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// What identifies "the same request" for an idempotency key.
 fn fingerprint(request: &async_graphql::Request) -> String {
-    use sha2::{Digest, Sha256};
     let identity = serde_json::json!([request.query, request.variables, request.operation_name]);
-    Sha256::digest(identity.to_string().as_bytes())
+    hex_sha256(identity.to_string().as_bytes())
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()

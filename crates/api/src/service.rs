@@ -13,7 +13,7 @@ use access_domain::AccessError;
 use access_domain::{Organization as OrganizationState, OrganizationCommand, OrganizationEvent};
 use access_projections::{Appended, Projector, Views};
 use access_reference::ReferenceData;
-use access_store::{AggregateStore, Database};
+use access_store::{AggregateStore, Database, REQUEST_METADATA};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
@@ -57,6 +57,22 @@ async fn report_appended(mut appended: broadcast::Receiver<Appended>, service: W
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+tokio::task_local! {
+    /// The request being served, when it came with an `Idempotency-Key`: every event
+    /// it appends carries this in its metadata, so that a retry after a crash can
+    /// tell whether it committed (`Database::request_committed`).
+    static SERVING_REQUEST: String;
+}
+
+/// Runs `serve` with the events it appends tied to `request` (a hash of the person and
+/// the key: the key itself is the client's text and stays out of the events).
+pub(crate) async fn serving_request<F: std::future::Future>(
+    request: String,
+    serve: F,
+) -> F::Output {
+    SERVING_REQUEST.scope(request, serve).await
 }
 
 /// What a command changed: its events, and what the caller read from them and
@@ -202,7 +218,9 @@ impl AccessService {
             .execute(
                 &id.to_string(),
                 command,
-                HashMap::new(),
+                SERVING_REQUEST
+                    .try_with(|request| HashMap::from([(REQUEST_METADATA.into(), request.clone())]))
+                    .unwrap_or_default(),
                 |state, envelopes| {
                     let events = envelopes
                         .iter()

@@ -4,20 +4,29 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::database::Database;
+use crate::database::{Database, Pool};
 use crate::error::StoreError;
 
 /// How long an answer is kept for retries.
 pub const KEEP_ANSWERS_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 /// A first request still unanswered after this long is taken to have died
-/// with its server, and a retry may run it again.
-const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+/// with its server, and a retry may take its key over. Longer than any request may
+/// run (the API stops one after 15 s), so the first is never still running.
+const ABANDONED_AFTER: Duration = Duration::from_secs(20);
+
+/// The metadata entry that ties an event to the request that appended it: a hash of
+/// the person and the request's `Idempotency-Key`, never the key itself.
+pub const REQUEST_METADATA: &str = "request";
 
 /// What a request with an idempotency key finds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum IdempotentStart {
     /// First time: run it, then [`Database::finish_idempotent`].
     Fresh,
+    /// Taken over from a first request that never kept an answer: its server died,
+    /// or it was given up ([`Database::give_up_idempotent`]). It may have committed:
+    /// ask [`Database::request_committed`] before running it again.
+    TakenOver,
     /// Answered before: this was the answer.
     Replay(String),
     /// The first request with this key is still running.
@@ -100,7 +109,7 @@ impl Database {
         .map(|done| done.rows_affected()))
         .map_err(|error| self.error(doing, error))?;
         Ok(if taken == 1 {
-            IdempotentStart::Fresh
+            IdempotentStart::TakenOver
         } else {
             IdempotentStart::InProgress
         })
@@ -125,18 +134,42 @@ impl Database {
         .map_err(|error| self.error("keeping an idempotent answer", error))
     }
 
-    /// Forgets the key, so a retry runs the request again: for answers a
-    /// retry should not repeat (a conflict, a timeout, an internal error).
-    pub async fn forget_idempotent(&self, person: &str, key: &str) -> Result<(), StoreError> {
+    /// Keeps no answer, so that a retry takes the key over at once: for answers a
+    /// retry should not repeat (a conflict, a timeout, an internal error). Some of
+    /// those come after the command committed, so the retry goes through
+    /// [`IdempotentStart::TakenOver`] like one after a crash.
+    pub async fn give_up_idempotent(&self, person: &str, key: &str) -> Result<(), StoreError> {
+        let abandoned = now_ms() - ABANDONED_AFTER.as_millis() as i64;
         on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM idempotency_keys WHERE person_id = $1 AND idempotency_key = $2 AND response IS NULL"
+            "UPDATE idempotency_keys SET created_at_ms = $3 \
+             WHERE person_id = $1 AND idempotency_key = $2 AND response IS NULL"
         )
         .bind(person)
         .bind(key)
+        .bind(abandoned)
         .execute(pool)
         .await
         .map(drop))
-        .map_err(|error| self.error("forgetting an idempotency key", error))
+        .map_err(|error| self.error("giving up an idempotency key", error))
+    }
+
+    /// Whether any event carries `request` in its [`REQUEST_METADATA`]: the request
+    /// that appended it committed.
+    pub async fn request_committed(&self, request: &str) -> Result<bool, StoreError> {
+        // Each written as its index is (event-store/<db>/0003_events_by_request.sql).
+        let sql = match self.pool() {
+            Pool::Postgres(_) => {
+                "SELECT EXISTS (SELECT 1 FROM events WHERE metadata ->> 'request' = $1)"
+            }
+            Pool::Sqlite(_) => {
+                "SELECT EXISTS (SELECT 1 FROM events WHERE json_extract(metadata, '$.request') = $1)"
+            }
+        };
+        on_pool!(self, |pool| sqlx::query_scalar::<_, bool>(sql)
+            .bind(request)
+            .fetch_one(pool)
+            .await)
+        .map_err(|error| self.error("looking for a request's events", error))
     }
 
     /// Forgets every answer kept for the person's retries: an answer repeats whatever

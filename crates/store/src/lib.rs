@@ -34,4 +34,4 @@ pub mod testing;
 pub use aggregate_store::{AggregateStore, Committed};
 pub use database::{Database, Pool, StoredEvent};
 pub use error::StoreError;
-pub use idempotency::{IdempotentStart, KEEP_ANSWERS_FOR};
+pub use idempotency::{IdempotentStart, KEEP_ANSWERS_FOR, REQUEST_METADATA};

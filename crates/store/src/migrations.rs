@@ -31,6 +31,11 @@ const SQLITE: &[MigrationFile] = &[
         sql: include_str!("../../../event-store/sqlite/0002_idempotency_keys.sql"),
     },
     MigrationFile {
+        version: 3,
+        description: "events by request",
+        sql: include_str!("../../../event-store/sqlite/0003_events_by_request.sql"),
+    },
+    MigrationFile {
         version: 1001,
         description: "views",
         sql: include_str!("../../../projections/sqlite/1001_views.sql"),
@@ -52,6 +57,11 @@ const POSTGRES: &[MigrationFile] = &[
         version: 2,
         description: "idempotency keys",
         sql: include_str!("../../../event-store/postgres/0002_idempotency_keys.sql"),
+    },
+    MigrationFile {
+        version: 3,
+        description: "events by request",
+        sql: include_str!("../../../event-store/postgres/0003_events_by_request.sql"),
     },
     MigrationFile {
         version: 1001,
