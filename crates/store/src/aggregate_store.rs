@@ -56,8 +56,15 @@ pub struct Committed<A: Aggregate, R> {
     pub position: Option<i64>,
 }
 
-/// Aggregates kept in memory at most; the least recently used idle ones go first.
-const CACHED_AGGREGATES: usize = 10_000;
+/// How much the cache holds at most; the least recently used idle aggregates go first.
+const CACHE_BOUND: Bound = Bound {
+    aggregates: 10_000,
+    // An aggregate's state grows with its history (an organization keeps every request),
+    // so the count of aggregates alone does not bound memory: this does, at a few hundred
+    // bytes of state per event. Above the largest aggregate, or that one is reloaded at
+    // each turn.
+    events: 250_000,
+};
 
 /// Times a command is handled again after another process appended to its aggregate
 /// first, before the conflict reaches the caller.
@@ -79,7 +86,7 @@ where
             repository,
             services,
             database: db.clone(),
-            cache: Cache::new(CACHED_AGGREGATES),
+            cache: Cache::new(CACHE_BOUND),
         }
     }
 
@@ -115,10 +122,12 @@ where
                 // command reloads it from the store.
                 if !matches!(error, AggregateError::UserError(_)) {
                     *cached = None;
+                    self.cache.hold(&slot, None);
                 }
                 return Err(error);
             }
         };
+        self.cache.hold(&slot, cached.as_ref());
         drop(cached);
         let position = match (events.last(), appended_at) {
             (None, _) => None,
@@ -165,9 +174,17 @@ where
                 .await
                 .map(|_| loaded),
         };
-        let mut loaded = current.map_err(|error| self.load_error(aggregate_id, error))?;
+        let mut loaded = match current {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                self.cache.hold(&slot, None);
+                return Err(self.load_error(aggregate_id, error));
+            }
+        };
         loaded.checked_in = epoch;
-        Ok(read(&cached.insert(loaded).aggregate))
+        let loaded = cached.insert(loaded);
+        self.cache.hold(&slot, Some(loaded));
+        Ok(read(&loaded.aggregate))
     }
 
     /// From now on, reads trust what [`note_appended`](Self::note_appended) and
@@ -413,7 +430,9 @@ fn envelopes<A: Aggregate>(
 /// served). `None` until the aggregate is loaded, and again after a failure.
 struct Cache<A> {
     slots: Mutex<HashMap<String, Arc<Slot<A>>>>,
-    capacity: usize,
+    bound: Bound,
+    /// Events folded into the states held, over every slot.
+    events_held: AtomicUsize,
     clock: AtomicU64,
     /// Whether every committed event is reported (`note_appended`).
     reported: AtomicBool,
@@ -421,18 +440,42 @@ struct Cache<A> {
     epoch: AtomicU64,
 }
 
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    aggregates: usize,
+    events: usize,
+}
+
+impl Bound {
+    fn exceeded_by(self, aggregates: usize, events: usize) -> bool {
+        aggregates > self.aggregates || events > self.events
+    }
+
+    /// Where eviction stops: a tenth below the bound, so that it runs once per many
+    /// new aggregates rather than at each.
+    fn after_eviction(self) -> Bound {
+        Bound {
+            aggregates: self.aggregates - self.aggregates / 10,
+            events: self.events - self.events / 10,
+        }
+    }
+}
+
 struct Slot<A> {
     state: tokio::sync::Mutex<Option<Loaded<A>>>,
     last_used: AtomicU64,
     /// The highest sequence number reported for the aggregate.
     known: AtomicUsize,
+    /// Events in the state as last recorded by [`Cache::hold`].
+    held: AtomicUsize,
 }
 
 impl<A> Cache<A> {
-    fn new(capacity: usize) -> Self {
+    fn new(bound: Bound) -> Self {
         Cache {
             slots: Mutex::default(),
-            capacity,
+            bound,
+            events_held: AtomicUsize::new(0),
             clock: AtomicU64::new(0),
             reported: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
@@ -469,28 +512,127 @@ impl<A> Cache<A> {
                     state: tokio::sync::Mutex::new(None),
                     last_used: AtomicU64::new(now),
                     known: AtomicUsize::new(0),
+                    held: AtomicUsize::new(0),
                 })
             })
             .clone();
         slot.last_used.store(now, Ordering::Relaxed);
-        if slots.len() > self.capacity {
-            evict_idle(&mut slots, self.capacity - self.capacity / 10);
+        if self
+            .bound
+            .exceeded_by(slots.len(), self.events_held.load(Ordering::SeqCst))
+        {
+            self.evict_idle(&mut slots);
         }
         slot
     }
+
+    /// Records how many events the slot's state holds, from under its lock.
+    fn hold(&self, slot: &Slot<A>, loaded: Option<&Loaded<A>>) {
+        let now = loaded.map_or(0, |loaded| loaded.sequence);
+        let before = slot.held.swap(now, Ordering::SeqCst);
+        if now >= before {
+            self.events_held.fetch_add(now - before, Ordering::SeqCst);
+        } else {
+            self.events_held.fetch_sub(before - now, Ordering::SeqCst);
+        }
+    }
+
+    /// Drops the least recently used slots that no command or read is holding or
+    /// waiting for, until the cache is a tenth below its bound or nothing idle is left.
+    fn evict_idle(&self, slots: &mut HashMap<String, Arc<Slot<A>>>) {
+        let mut idle: Vec<(u64, String)> = slots
+            .iter()
+            .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+            .map(|(id, slot)| (slot.last_used.load(Ordering::Relaxed), id.clone()))
+            .collect();
+        idle.sort_unstable();
+        let target = self.bound.after_eviction();
+        for (_, id) in idle {
+            if !target.exceeded_by(slots.len(), self.events_held.load(Ordering::SeqCst)) {
+                break;
+            }
+            if let Some(slot) = slots.remove(&id) {
+                self.events_held
+                    .fetch_sub(slot.held.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+        }
+    }
 }
 
-/// Keeps `keep` slots at most, dropping the least recently used of those no command
-/// or read is holding or waiting for.
-fn evict_idle<A>(slots: &mut HashMap<String, Arc<Slot<A>>>, keep: usize) {
-    let mut idle: Vec<(u64, String)> = slots
-        .iter()
-        .filter(|(_, slot)| Arc::strong_count(slot) == 1)
-        .map(|(id, slot)| (slot.last_used.load(Ordering::Relaxed), id.clone()))
-        .collect();
-    idle.sort_unstable();
-    let excess = slots.len().saturating_sub(keep);
-    for (_, id) in idle.into_iter().take(excess) {
-        slots.remove(&id);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(aggregates: usize, events: usize) -> Cache<()> {
+        Cache::new(Bound { aggregates, events })
+    }
+
+    /// Takes the aggregate's slot, records a state of `events` events in it, and lets go.
+    fn use_with(cache: &Cache<()>, id: &str, events: usize) {
+        let slot = cache.slot(id);
+        let loaded = Loaded {
+            aggregate: (),
+            sequence: events,
+            checked_in: 0,
+        };
+        cache.hold(&slot, Some(&loaded));
+    }
+
+    fn held(cache: &Cache<()>) -> Vec<String> {
+        let mut ids: Vec<String> = cache.slots.lock().unwrap().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn aggregates_past_the_event_bound_are_evicted_least_recently_used_first() {
+        let cache = cache(100, 100);
+        use_with(&cache, "a", 60);
+        use_with(&cache, "b", 30);
+        use_with(&cache, "a", 60);
+        use_with(&cache, "c", 30);
+        // 120 events held: the next use evicts b, the least recently used, which
+        // brings the cache to a tenth below its bound.
+        use_with(&cache, "d", 0);
+        assert_eq!(held(&cache), ["a", "c", "d"]);
+        assert_eq!(cache.events_held.load(Ordering::SeqCst), 90);
+    }
+
+    #[test]
+    fn aggregates_past_the_count_bound_are_evicted_down_to_a_tenth_below_it() {
+        let cache = cache(10, 1_000);
+        for id in 0..11 {
+            use_with(&cache, &format!("{id:02}"), 1);
+        }
+        assert_eq!(held(&cache).len(), 9);
+        assert_eq!(held(&cache)[0], "02");
+        assert_eq!(cache.events_held.load(Ordering::SeqCst), 9);
+    }
+
+    #[test]
+    fn an_aggregate_someone_holds_is_not_evicted_however_large() {
+        let cache = cache(100, 100);
+        let busy = cache.slot("busy");
+        cache.hold(
+            &busy,
+            Some(&Loaded {
+                aggregate: (),
+                sequence: 500,
+                checked_in: 0,
+            }),
+        );
+        use_with(&cache, "idle", 1);
+        use_with(&cache, "next", 1);
+        assert_eq!(held(&cache), ["busy", "next"]);
+        drop(busy);
+    }
+
+    #[test]
+    fn a_state_dropped_after_a_failure_no_longer_counts() {
+        let cache = cache(100, 100);
+        use_with(&cache, "a", 40);
+        let slot = cache.slot("a");
+        cache.hold(&slot, None);
+        assert_eq!(cache.events_held.load(Ordering::SeqCst), 0);
     }
 }
