@@ -49,7 +49,7 @@ impl Options {
     pub fn defaults(server: PathBuf) -> Options {
         Options {
             server,
-            postgres: "postgres://postgres@127.0.0.1:5432/postgres".to_string(),
+            postgres: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_string(),
             database: Kind::Postgres,
             seconds: 10,
             clients: 32,

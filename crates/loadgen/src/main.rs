@@ -33,7 +33,7 @@ options (defaults in brackets):
   --database postgres|sqlite   database of spread/hot/reads/start-up/soak [postgres]
                            (hot, long-history and rebuild are PostgreSQL only)
   --postgres URL           admin URL where databases are created and dropped
-                           [postgres://postgres@127.0.0.1:5432/postgres]
+                           [postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable]
   --server PATH            the server binary [target/release/access-server]
   --organizations N        organizations of spread [1000]
   --hot-users N            users of the hot registry before measuring [2000]
