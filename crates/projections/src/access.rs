@@ -14,7 +14,9 @@ use cqrs_es::Aggregate;
 use crate::error::Error;
 use crate::events::Envelope;
 use crate::read::{limit, Page, Views};
-use crate::sql::{code, fetch, from_code, params, parse_id, parse_time, time_text, Cells, Tx};
+use crate::sql::{
+    code, fetch, from_code, params, parse_id, parse_time, time_text, Cells, Param, Tx,
+};
 use crate::view::Target;
 
 pub(crate) const GRANTS: &str = "view_grants";
@@ -91,155 +93,262 @@ pub struct PendingRequests {
     pub total_count: i64,
 }
 
-pub(crate) async fn apply(target: Target, tx: &mut Tx, envelope: &Envelope) -> Result<(), Error> {
-    use OrganizationEvent::*;
-    let grants = target.table(GRANTS);
-    let requests = target.table(REQUESTS);
-    let organization = envelope.organization.to_string();
-    match &envelope.event {
-        RoleRequested {
-            request_id,
-            person,
-            role,
-            at,
-            ..
-        } => {
-            // A proof-path request is decided by the next event of the same commit, which
-            // the same transaction applies, so nobody sees it pending.
-            tx.execute(
-                &format!(
-                    "INSERT INTO {requests} (id, organization_id, person_id, role, state, \
-                     submitted_at, failed_attempts) VALUES ($1, $2, $3, $4, $5, $6, 0)"
-                ),
-                params![
-                    envelope.request_key(request_id),
-                    organization,
-                    person.as_str(),
-                    code(role),
-                    code(&RequestState::Pending),
-                    *at,
-                ],
-            )
-            .await
+/// Applies a batch of events in a few statements whatever its size: the rows the batch
+/// needs are read at once, every event is folded into them in memory, in log order, and
+/// the rows that changed are written back by multi-row statements. One statement per
+/// event made the view the slowest to rebuild by far.
+pub(crate) async fn apply_batch(
+    target: Target,
+    tx: &mut Tx,
+    envelopes: &[Envelope],
+) -> Result<(), Error> {
+    let changes: Vec<Change> = envelopes.iter().map(Change::of).collect();
+    let requests_table = target.table(REQUESTS);
+    let grants_table = target.table(GRANTS);
+    let mut requests = Rows::<RequestRow>::load(
+        tx,
+        &requests_table,
+        changes.iter().filter_map(|change| match change {
+            Change::Opened { key, .. } => Some((key.clone(), false)),
+            Change::Request { key, .. } => Some((key.clone(), true)),
+            Change::Grant { .. } | Change::Nothing => None,
+        }),
+    )
+    .await?;
+    let mut grants = Rows::<GrantRow>::load(
+        tx,
+        &grants_table,
+        changes.iter().filter_map(|change| match change {
+            Change::Grant { key, change } => Some((
+                key.clone(),
+                matches!(change, GrantChange::RoleChanged { .. }),
+            )),
+            Change::Opened { .. } | Change::Request { .. } | Change::Nothing => None,
+        }),
+    )
+    .await?;
+    for change in changes {
+        match change {
+            Change::Opened { key, row } => {
+                let request = requests.row(&key);
+                if request.is_some() {
+                    // The log opens a request the view already has: the view is not the
+                    // log's (an INSERT of the row fails on its key, too).
+                    return Err(Error::Corrupt {
+                        table: REQUESTS,
+                        column: "id",
+                    });
+                }
+                *request = Some(row);
+            }
+            Change::Request { key, change } => {
+                if let Some(request) = requests.row(&key) {
+                    change.apply(request);
+                }
+            }
+            Change::Grant { key, change } => change.apply(grants.row(&key)),
+            Change::Nothing => {}
         }
-        ProofRejected { request_id, .. } => {
-            tx.execute(
-                &format!(
-                    "UPDATE {requests} SET state = $2, failed_attempts = failed_attempts + 1 \
-                     WHERE id = $1"
-                ),
-                params![
-                    envelope.request_key(request_id),
-                    code(&RequestState::ProofRejected)
-                ],
-            )
-            .await
+    }
+    requests.store(tx, &requests_table).await?;
+    grants.store(tx, &grants_table).await
+}
+
+/// What one event does to the view.
+enum Change<'a> {
+    /// A proof-path request is decided by the next event of the same commit, which the
+    /// same transaction applies, so nobody sees it pending.
+    Opened { key: String, row: RequestRow },
+    /// Changes nothing when the view has no row of the request, as an UPDATE matching
+    /// no row did.
+    Request {
+        key: String,
+        change: RequestChange<'a>,
+    },
+    Grant {
+        key: (String, String),
+        change: GrantChange,
+    },
+    /// Recorded for support and the auditors; nobody's access changed.
+    Nothing,
+}
+
+enum RequestChange<'a> {
+    ProofRejected,
+    Blocked {
+        ticket: &'a TicketNumber,
+    },
+    SentForApproval {
+        role: Role,
+    },
+    /// Back to "proof rejected", with fresh attempts.
+    Unblocked,
+    Decided(Decision<'a>),
+}
+
+enum GrantChange {
+    /// A new grant replaces any earlier one of the person there, as in the aggregate.
+    Granted {
+        role: Role,
+        at: DateTime<Utc>,
+    },
+    /// The grant keeps its date: the person has been connected since then.
+    RoleChanged {
+        to: Role,
+    },
+    Ended,
+}
+
+impl<'a> Change<'a> {
+    fn of(envelope: &'a Envelope) -> Change<'a> {
+        use OrganizationEvent::*;
+        let request = |request_id: &uuid::Uuid, change| Change::Request {
+            key: envelope.request_key(request_id),
+            change,
+        };
+        let grant = |person: &PersonId, change| Change::Grant {
+            key: (envelope.organization.to_string(), person.to_string()),
+            change,
+        };
+        match &envelope.event {
+            RoleRequested {
+                request_id,
+                person,
+                role,
+                at,
+                ..
+            } => Change::Opened {
+                key: envelope.request_key(request_id),
+                row: RequestRow {
+                    organization: envelope.organization.to_string(),
+                    person: person.to_string(),
+                    role: code(role),
+                    state: code(&RequestState::Pending),
+                    submitted_at: time_text(*at),
+                    decided_at: None,
+                    decided_by: None,
+                    reason: None,
+                    failed_attempts: 0,
+                    ticket: None,
+                },
+            },
+            ProofRejected { request_id, .. } => request(request_id, RequestChange::ProofRejected),
+            RequesterBlocked {
+                request_id, ticket, ..
+            } => request(request_id, RequestChange::Blocked { ticket }),
+            RoleRequestSentForApproval {
+                request_id, role, ..
+            } => request(request_id, RequestChange::SentForApproval { role: *role }),
+            RequesterUnblocked { request_id, .. } => request(request_id, RequestChange::Unblocked),
+            ProofAccepted { request_id, at, .. } => {
+                let decision = Decision::new(RequestState::Approved, *at);
+                request(request_id, RequestChange::Decided(decision))
+            }
+            RoleRequestApproved {
+                request_id,
+                approver,
+                at,
+                ..
+            } => {
+                let decision = Decision::new(RequestState::Approved, *at).by(approver);
+                request(request_id, RequestChange::Decided(decision))
+            }
+            RoleRequestDenied {
+                request_id,
+                approver,
+                reason,
+                at,
+                ..
+            } => {
+                let decision = Decision::new(RequestState::Denied, *at)
+                    .by(approver)
+                    .because(reason);
+                request(request_id, RequestChange::Decided(decision))
+            }
+            RoleRequestWithdrawn { request_id, at, .. } => {
+                let decision = Decision::new(RequestState::Withdrawn, *at);
+                request(request_id, RequestChange::Decided(decision))
+            }
+            TicketResolved {
+                request_id,
+                approved,
+                by,
+                note,
+                at,
+                ..
+            } => {
+                let state = if *approved {
+                    RequestState::Approved
+                } else {
+                    RequestState::Denied
+                };
+                let decision = Decision::new(state, *at).by(by).because(note);
+                request(request_id, RequestChange::Decided(decision))
+            }
+            RoleGranted {
+                person, role, at, ..
+            } => grant(
+                person,
+                GrantChange::Granted {
+                    role: *role,
+                    at: *at,
+                },
+            ),
+            ClinicianRoleGranted { person, at, .. } => grant(
+                person,
+                GrantChange::Granted {
+                    role: Role::Clinician,
+                    at: *at,
+                },
+            ),
+            StaffUserRevoked { person, .. } | SecurityOfficialRemoved { person, .. } => {
+                grant(person, GrantChange::Ended)
+            }
+            RoleChanged { person, to, .. } => grant(person, GrantChange::RoleChanged { to: *to }),
+            ClinicianClaimRefused { .. } => Change::Nothing,
         }
-        RequesterBlocked {
-            request_id, ticket, ..
-        } => {
-            tx.execute(
-                &format!("UPDATE {requests} SET state = $2, ticket = $3 WHERE id = $1"),
-                params![
-                    envelope.request_key(request_id),
-                    code(&RequestState::ManualReview),
-                    ticket.as_str(),
-                ],
-            )
-            .await
+    }
+}
+
+impl RequestChange<'_> {
+    fn apply(self, request: &mut RequestRow) {
+        match self {
+            RequestChange::ProofRejected => {
+                request.state = code(&RequestState::ProofRejected);
+                request.failed_attempts += 1;
+            }
+            RequestChange::Blocked { ticket } => {
+                request.state = code(&RequestState::ManualReview);
+                request.ticket = Some(ticket.to_string());
+            }
+            RequestChange::SentForApproval { role } => {
+                request.state = code(&RequestState::Pending);
+                request.role = code(&role);
+            }
+            RequestChange::Unblocked => {
+                request.state = code(&RequestState::ProofRejected);
+                request.failed_attempts = 0;
+            }
+            RequestChange::Decided(decision) => decision.record(request),
         }
-        RoleRequestSentForApproval {
-            request_id, role, ..
-        } => {
-            tx.execute(
-                &format!("UPDATE {requests} SET state = $2, role = $3 WHERE id = $1"),
-                params![
-                    envelope.request_key(request_id),
-                    code(&RequestState::Pending),
-                    code(role),
-                ],
-            )
-            .await
-        }
-        RequesterUnblocked { request_id, .. } => {
-            tx.execute(
-                &format!("UPDATE {requests} SET state = $2, failed_attempts = 0 WHERE id = $1"),
-                params![
-                    envelope.request_key(request_id),
-                    code(&RequestState::ProofRejected)
-                ],
-            )
-            .await
-        }
-        ProofAccepted { request_id, at, .. } => {
-            let decision = Decision::new(RequestState::Approved, *at);
-            decision.record(tx, &requests, envelope, request_id).await
-        }
-        RoleRequestApproved {
-            request_id,
-            approver,
-            at,
-            ..
-        } => {
-            let decision = Decision::new(RequestState::Approved, *at).by(approver);
-            decision.record(tx, &requests, envelope, request_id).await
-        }
-        RoleRequestDenied {
-            request_id,
-            approver,
-            reason,
-            at,
-            ..
-        } => {
-            let decision = Decision::new(RequestState::Denied, *at)
-                .by(approver)
-                .because(reason);
-            decision.record(tx, &requests, envelope, request_id).await
-        }
-        RoleRequestWithdrawn { request_id, at, .. } => {
-            let decision = Decision::new(RequestState::Withdrawn, *at);
-            decision.record(tx, &requests, envelope, request_id).await
-        }
-        TicketResolved {
-            request_id,
-            approved,
-            by,
-            note,
-            at,
-            ..
-        } => {
-            let state = if *approved {
-                RequestState::Approved
-            } else {
-                RequestState::Denied
-            };
-            let decision = Decision::new(state, *at).by(by).because(note);
-            decision.record(tx, &requests, envelope, request_id).await
-        }
-        RoleGranted {
-            person, role, at, ..
-        } => grant(tx, &grants, &organization, person, *role, *at).await,
-        ClinicianRoleGranted { person, at, .. } => {
-            grant(tx, &grants, &organization, person, Role::Clinician, *at).await
-        }
-        StaffUserRevoked { person, .. } | SecurityOfficialRemoved { person, .. } => {
-            tx.execute(
-                &format!("DELETE FROM {grants} WHERE organization_id = $1 AND person_id = $2"),
-                params![organization, person.as_str()],
-            )
-            .await
-        }
-        // Recorded for support and the auditors; nobody's access changed.
-        ClinicianClaimRefused { .. } => Ok(()),
-        RoleChanged { person, to, .. } => {
-            // The grant keeps its date: the person has been connected since then.
-            tx.execute(
-                &format!(
-                    "UPDATE {grants} SET role = $3 WHERE organization_id = $1 AND person_id = $2"
-                ),
-                params![organization, person.as_str(), code(to)],
-            )
-            .await
+    }
+}
+
+impl GrantChange {
+    fn apply(self, grant: &mut Option<GrantRow>) {
+        match self {
+            GrantChange::Granted { role, at } => {
+                *grant = Some(GrantRow {
+                    role: code(&role),
+                    granted_at: time_text(at),
+                });
+            }
+            GrantChange::RoleChanged { to } => {
+                if let Some(grant) = grant {
+                    grant.role = code(&to);
+                }
+            }
+            GrantChange::Ended => *grant = None,
         }
     }
 }
@@ -276,49 +385,244 @@ impl<'a> Decision<'a> {
         }
     }
 
-    async fn record(
-        self,
-        tx: &mut Tx,
-        requests: &str,
-        envelope: &Envelope,
-        request: &uuid::Uuid,
-    ) -> Result<(), Error> {
-        tx.execute(
-            &format!(
-                "UPDATE {requests} SET state = $2, decided_at = $3, decided_by = $4, reason = $5 \
-                 WHERE id = $1"
-            ),
-            params![
-                envelope.request_key(request),
-                code(&self.state),
-                self.at,
-                self.by.map(PersonId::as_str),
-                self.reason,
-            ],
-        )
-        .await
+    fn record(self, request: &mut RequestRow) {
+        request.state = code(&self.state);
+        request.decided_at = Some(time_text(self.at));
+        request.decided_by = self.by.map(PersonId::to_string);
+        request.reason = self.reason.map(str::to_owned);
     }
 }
 
-/// A new grant replaces any earlier one of the person there, as in the aggregate.
-async fn grant(
-    tx: &mut Tx,
-    grants: &str,
-    organization: &str,
-    person: &PersonId,
-    role: Role,
-    at: DateTime<Utc>,
-) -> Result<(), Error> {
-    tx.execute(
-        &format!(
-            "INSERT INTO {grants} (organization_id, person_id, role, granted_at) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (organization_id, person_id) \
-             DO UPDATE SET role = excluded.role, granted_at = excluded.granted_at"
-        ),
-        params![organization, person.as_str(), code(&role), at],
-    )
-    .await
+/// A table of the view as a batch reads and writes it: its rows by primary key.
+trait Table: Clone + PartialEq + Sized {
+    type Key: Ord + Clone;
+    /// The primary key's columns.
+    const KEY: &'static str;
+    /// The other columns, in the order of `values`.
+    const COLUMNS: &'static [&'static str];
+    /// What the first change of a row the batch did not read does to a row there may
+    /// be: a grant replaces it, while a new request needs there is none (its INSERT fails
+    /// on the key otherwise, as it did one event at a time).
+    const REPLACES: bool;
+    fn key_values(key: &Self::Key) -> Vec<Param>;
+    fn values(self) -> Vec<Param>;
+    /// A row selected as `KEY, COLUMNS`.
+    fn read(row: &dyn Cells) -> Result<(Self::Key, Self), Error>;
+}
+
+/// A role request's row but its id.
+#[derive(Clone, PartialEq)]
+struct RequestRow {
+    organization: String,
+    person: String,
+    role: String,
+    state: String,
+    submitted_at: String,
+    decided_at: Option<String>,
+    decided_by: Option<String>,
+    reason: Option<String>,
+    failed_attempts: i64,
+    ticket: Option<String>,
+}
+
+impl Table for RequestRow {
+    /// `<organization id>/<uuid>`.
+    type Key = String;
+    const KEY: &'static str = "id";
+    const REPLACES: bool = false;
+    const COLUMNS: &'static [&'static str] = &[
+        "organization_id",
+        "person_id",
+        "role",
+        "state",
+        "submitted_at",
+        "decided_at",
+        "decided_by",
+        "reason",
+        "failed_attempts",
+        "ticket",
+    ];
+
+    fn key_values(key: &String) -> Vec<Param> {
+        vec![Param::from(key.as_str())]
+    }
+
+    fn values(self) -> Vec<Param> {
+        vec![
+            Param::from(self.organization),
+            Param::from(self.person),
+            Param::from(self.role),
+            Param::from(self.state),
+            Param::from(self.submitted_at),
+            Param::from(self.decided_at),
+            Param::from(self.decided_by),
+            Param::from(self.reason),
+            Param::from(self.failed_attempts),
+            Param::from(self.ticket),
+        ]
+    }
+
+    fn read(row: &dyn Cells) -> Result<(String, RequestRow), Error> {
+        Ok((
+            row.text(0)?,
+            RequestRow {
+                organization: row.text(1)?,
+                person: row.text(2)?,
+                role: row.text(3)?,
+                state: row.text(4)?,
+                submitted_at: row.text(5)?,
+                decided_at: row.opt_text(6)?,
+                decided_by: row.opt_text(7)?,
+                reason: row.opt_text(8)?,
+                failed_attempts: row.int(9)?,
+                ticket: row.opt_text(10)?,
+            },
+        ))
+    }
+}
+
+/// A grant's row but its key.
+#[derive(Clone, PartialEq)]
+struct GrantRow {
+    role: String,
+    granted_at: String,
+}
+
+impl Table for GrantRow {
+    /// (organization, person).
+    type Key = (String, String);
+    const KEY: &'static str = "organization_id, person_id";
+    const REPLACES: bool = true;
+    const COLUMNS: &'static [&'static str] = &["role", "granted_at"];
+
+    fn key_values((organization, person): &(String, String)) -> Vec<Param> {
+        vec![
+            Param::from(organization.as_str()),
+            Param::from(person.as_str()),
+        ]
+    }
+
+    fn values(self) -> Vec<Param> {
+        vec![Param::from(self.role), Param::from(self.granted_at)]
+    }
+
+    fn read(row: &dyn Cells) -> Result<((String, String), GrantRow), Error> {
+        Ok((
+            (row.text(0)?, row.text(1)?),
+            GrantRow {
+                role: row.text(2)?,
+                granted_at: row.text(3)?,
+            },
+        ))
+    }
+}
+
+/// A row before the batch.
+enum Before<R> {
+    /// As read (`None`: there was none).
+    Read(Option<R>),
+    /// Not read: the batch's first change of the row sets it whatever it was.
+    Unread,
+}
+
+/// The rows of one table a batch changes, by key: before the batch, and as its events
+/// leave them.
+struct Rows<R: Table> {
+    rows: BTreeMap<R::Key, (Before<R>, Option<R>)>,
+}
+
+impl<R: Table> Rows<R> {
+    /// The rows of the keys of `changes`, given in log order with whether the change
+    /// depends on the row as it was. A row is read when its first change does: in a
+    /// rebuild, where nearly every row is new in the batch that changes it, few are.
+    async fn load(
+        tx: &mut Tx,
+        table: &str,
+        changes: impl Iterator<Item = (R::Key, bool)>,
+    ) -> Result<Self, Error> {
+        let mut rows = BTreeMap::new();
+        for (key, reads) in changes {
+            rows.entry(key).or_insert_with(|| {
+                let before = if reads {
+                    Before::Read(None)
+                } else {
+                    Before::Unread
+                };
+                (before, None)
+            });
+        }
+        let keys = rows
+            .iter()
+            .filter(|(_, (before, _))| matches!(before, Before::Read(_)))
+            .map(|(key, _)| R::key_values(key))
+            .collect();
+        let found = tx
+            .fetch_rows(
+                keys,
+                |keys| {
+                    format!(
+                        "SELECT {}, {} FROM {table} WHERE ({}) IN (VALUES {keys})",
+                        R::KEY,
+                        R::COLUMNS.join(", "),
+                        R::KEY
+                    )
+                },
+                R::read,
+            )
+            .await?;
+        for (key, row) in found {
+            rows.insert(key, (Before::Read(Some(row.clone())), Some(row)));
+        }
+        Ok(Rows { rows })
+    }
+
+    /// The row of a key given to [`Rows::load`].
+    fn row(&mut self, key: &R::Key) -> &mut Option<R> {
+        &mut self
+            .rows
+            .get_mut(key)
+            .expect("every key a batch changes is loaded first")
+            .1
+    }
+
+    /// Writes the rows that changed: new requests by multi-row INSERTs, other rows there
+    /// are by multi-row upserts, rows there no longer are by a multi-row DELETE.
+    async fn store(self, tx: &mut Tx, table: &str) -> Result<(), Error> {
+        let (mut inserted, mut upserted, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, (before, after)) in self.rows {
+            let rows = match (before, &after) {
+                (Before::Read(before), after) if before.as_ref() == after.as_ref() => continue,
+                (Before::Unread, Some(_)) if !R::REPLACES => &mut inserted,
+                (_, Some(_)) => &mut upserted,
+                (_, None) => &mut deleted,
+            };
+            let mut values = R::key_values(&key);
+            values.extend(after.into_iter().flat_map(R::values));
+            rows.push(values);
+        }
+        let columns = format!("{}, {}", R::KEY, R::COLUMNS.join(", "));
+        tx.execute_rows(inserted, |rows| {
+            format!("INSERT INTO {table} ({columns}) VALUES {rows}")
+        })
+        .await?;
+        let updates: Vec<String> = R::COLUMNS
+            .iter()
+            .map(|column| format!("{column} = excluded.{column}"))
+            .collect();
+        tx.execute_rows(upserted, |rows| {
+            format!(
+                "INSERT INTO {table} ({columns}) VALUES {rows} \
+                 ON CONFLICT ({}) DO UPDATE SET {}",
+                R::KEY,
+                updates.join(", ")
+            )
+        })
+        .await?;
+        tx.execute_rows(deleted, |keys| {
+            format!("DELETE FROM {table} WHERE ({}) IN (VALUES {keys})", R::KEY)
+        })
+        .await
+    }
 }
 
 const REQUEST_COLUMNS: &str = "r.id, r.person_id, r.role, r.state, r.submitted_at, \

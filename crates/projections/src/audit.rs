@@ -66,10 +66,6 @@ pub struct AuditFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// Rows per INSERT: nine parameters each stays far below both databases' limits on
-/// parameters per statement.
-const ROWS_PER_INSERT: usize = 500;
-
 /// Appends one row per event, many rows per statement: the audit log is append-only, so
 /// a batch needs one round trip to the database per few hundred events, not one each.
 pub(crate) async fn apply_batch(
@@ -77,23 +73,11 @@ pub(crate) async fn apply_batch(
     tx: &mut Tx,
     envelopes: &[Envelope],
 ) -> Result<(), Error> {
-    for chunk in envelopes.chunks(ROWS_PER_INSERT) {
-        let mut sql = format!(
-            "INSERT INTO {} (position, organization_id, sequence, event_type, event_version, \
-             occurred_at, actor_id, subject_id, payload) VALUES ",
-            target.table(AUDIT_LOG)
-        );
-        let mut values = Vec::with_capacity(chunk.len() * 9);
-        for (row, envelope) in chunk.iter().enumerate() {
+    let rows = envelopes
+        .iter()
+        .map(|envelope| {
             let entry = AuditEntry::of(envelope);
-            let first = row * 9;
-            if row > 0 {
-                sql.push_str(", ");
-            }
-            let placeholders: Vec<String> =
-                (first + 1..=first + 9).map(|n| format!("${n}")).collect();
-            sql.push_str(&format!("({})", placeholders.join(", ")));
-            values.extend([
+            vec![
                 Param::from(entry.position),
                 Param::from(entry.organization.to_string()),
                 Param::from(entry.sequence),
@@ -103,11 +87,17 @@ pub(crate) async fn apply_batch(
                 Param::from(entry.actor.as_ref().map(PersonId::as_str)),
                 Param::from(entry.subject.as_ref().map(PersonId::as_str)),
                 Param::from(entry.payload),
-            ]);
-        }
-        tx.execute(&sql, &values).await?;
-    }
-    Ok(())
+            ]
+        })
+        .collect();
+    let table = target.table(AUDIT_LOG);
+    tx.execute_rows(rows, |values| {
+        format!(
+            "INSERT INTO {table} (position, organization_id, sequence, event_type, \
+             event_version, occurred_at, actor_id, subject_id, payload) VALUES {values}"
+        )
+    })
+    .await
 }
 
 impl Views {

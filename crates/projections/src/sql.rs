@@ -1,6 +1,8 @@
 //! One SQL text for both databases. Statements use `$N` placeholders (which sqlx's SQLite
-//! driver accepts as well as PostgreSQL's), text and integer columns only, and times in
-//! one fixed-width text form, so the per-event logic and the reads are written once.
+//! driver accepts as well as PostgreSQL's; the long `VALUES` lists of
+//! [`Tx::execute_rows`] are numbered for each database), text and integer columns only,
+//! and times in one fixed-width text form, so the views' logic and the reads are written
+//! once.
 
 use access_store::{Database, Pool};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -37,6 +39,12 @@ impl From<Option<&str>> for Param {
     }
 }
 
+impl From<Option<String>> for Param {
+    fn from(value: Option<String>) -> Self {
+        Param::Text(value)
+    }
+}
+
 impl From<i64> for Param {
     fn from(value: i64) -> Self {
         Param::Int(value)
@@ -56,6 +64,53 @@ macro_rules! params {
     };
 }
 pub(crate) use params;
+
+/// Values one statement of many rows binds at most: well under the limits of SQLite
+/// (32,766) and PostgreSQL (65,535) on parameters per statement.
+const PARAMETERS_PER_STATEMENT: usize = 5_000;
+
+/// `($1, $2), ($3, $4)`: the placeholders of `rows` rows of `columns` values each, for a
+/// `VALUES` list, numbered after `prefix`. SQLite reads `$N` as a name and looks each one
+/// up among the statement's earlier names, a time growing with the square of the values
+/// (a third of a 340-row INSERT's time): there they are `?N`, which it reads as numbers.
+fn placeholder_rows(rows: usize, columns: usize, prefix: char) -> String {
+    let mut text = String::with_capacity(rows * columns * 7);
+    for row in 0..rows {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        text.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            text.push(prefix);
+            text.push_str(&(row * columns + column + 1).to_string());
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// `rows`, all of one width, cut into as many statements' worth as the parameter limit
+/// needs: each chunk's placeholders and its values in order.
+fn row_chunks(rows: Vec<Vec<Param>>, prefix: char) -> Vec<(String, Vec<Param>)> {
+    let columns = rows.first().map_or(1, Vec::len).max(1);
+    let per_statement = (PARAMETERS_PER_STATEMENT / columns).max(1);
+    let mut chunks = Vec::with_capacity(rows.len().div_ceil(per_statement));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut values = Vec::with_capacity(per_statement * columns);
+        let mut count = 0;
+        for row in rows.by_ref().take(per_statement) {
+            debug_assert_eq!(row.len(), columns, "the rows of a statement have one width");
+            values.extend(row);
+            count += 1;
+        }
+        chunks.push((placeholder_rows(count, columns, prefix), values));
+    }
+    chunks
+}
 
 /// How views store an instant: RFC 3339 in UTC with exactly nine fractional digits, so
 /// that text order is time order and no precision is lost.
@@ -184,6 +239,15 @@ impl Tx {
         matches!(self, Tx::Postgres(_))
     }
 
+    /// How [`placeholder_rows`] numbers values on this database.
+    fn placeholder(&self) -> char {
+        if self.is_postgres() {
+            '$'
+        } else {
+            '?'
+        }
+    }
+
     pub(crate) async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<(), Error> {
         match self {
             Tx::Sqlite(tx) => {
@@ -208,6 +272,34 @@ impl Tx {
         }
     }
 
+    /// Runs `statement(values)` once per few hundred of `rows` (all of one width), where
+    /// `values` is those rows' placeholders, `($1, $2), ($3, $4)`, to put after `VALUES`:
+    /// many rows written in one round trip, within the databases' parameter limits.
+    pub(crate) async fn execute_rows(
+        &mut self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+    ) -> Result<(), Error> {
+        for (values, params) in row_chunks(rows, self.placeholder()) {
+            self.execute(&statement(&values), &params).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Tx::execute_rows`] for a query: every chunk's rows, each mapped by `map`.
+    pub(crate) async fn fetch_rows<T>(
+        &mut self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+        map: impl Fn(&dyn Cells) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error> {
+        let mut found = Vec::new();
+        for (values, params) in row_chunks(rows, self.placeholder()) {
+            found.extend(self.fetch(&statement(&values), &params, &map).await?);
+        }
+        Ok(found)
+    }
+
     pub(crate) async fn commit(self) -> Result<(), Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
@@ -224,4 +316,31 @@ pub(crate) fn parse_id<T: std::str::FromStr>(
     column: &'static str,
 ) -> Result<T, Error> {
     text.parse().map_err(|_| Error::Corrupt { table, column })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{placeholder_rows, row_chunks, Param, PARAMETERS_PER_STATEMENT};
+
+    #[test]
+    fn placeholders_number_the_values_row_after_row() {
+        assert_eq!(placeholder_rows(2, 3, '$'), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholder_rows(2, 1, '?'), "(?1), (?2)");
+    }
+
+    #[test]
+    fn rows_are_cut_into_statements_within_the_parameter_limit_keeping_their_order() {
+        let per_statement = PARAMETERS_PER_STATEMENT / 2;
+        let rows = (0..per_statement as i64 + 1)
+            .map(|row| vec![Param::from(row), Param::from(-row)])
+            .collect();
+        let chunks = row_chunks(rows, '$');
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].1.len(), PARAMETERS_PER_STATEMENT);
+        assert_eq!(chunks[1].0, "($1, $2)");
+        assert!(
+            matches!(chunks[1].1[..], [Param::Int(last), Param::Int(negated)]
+            if last == per_statement as i64 && negated == -last)
+        );
+    }
 }

@@ -1,5 +1,6 @@
-//! The views, their checkpoints and the per-event logic: the one place where an event
-//! becomes rows, shared by the live projector, the rebuild and the tests.
+//! The views, their checkpoints and the hand-over of a batch of events to each view's
+//! logic: the one place where events become rows, shared by the live projector and the
+//! rebuild.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -7,7 +8,7 @@ use std::fmt;
 use access_store::Database;
 
 use crate::error::Error;
-use crate::events::{Batch, Envelope};
+use crate::events::Batch;
 use crate::notifications::{self, OrganizationNames};
 use crate::sql::{fetch, params, Tx};
 use crate::{access, audit, support};
@@ -109,23 +110,8 @@ impl Target {
     }
 }
 
-/// Applies one event to one view's tables. `names` words the notifications (which only
-/// the live projector writes).
-pub(crate) async fn apply(
-    view: View,
-    target: Target,
-    tx: &mut Tx,
-    event: &Envelope,
-    names: Option<&dyn OrganizationNames>,
-) -> Result<(), Error> {
-    match view {
-        View::Access => access::apply(target, tx, event).await,
-        View::Support => support::apply(target, tx, event).await,
-        View::Audit => audit::apply_batch(target, tx, std::slice::from_ref(event)).await,
-        View::Notifications => notifications::apply(tx, event, names).await,
-    }
-}
-
+/// Applies consecutive events to one view's tables. `names` words the notifications
+/// (which only the live projector writes).
 pub(crate) async fn apply_batch(
     view: View,
     target: Target,
@@ -133,13 +119,17 @@ pub(crate) async fn apply_batch(
     batch: &Batch,
     names: Option<&dyn OrganizationNames>,
 ) -> Result<(), Error> {
-    if view == View::Audit {
-        return audit::apply_batch(target, tx, &batch.events).await;
+    match view {
+        View::Access => access::apply_batch(target, tx, &batch.events).await,
+        View::Audit => audit::apply_batch(target, tx, &batch.events).await,
+        View::Support => {
+            for event in &batch.events {
+                support::apply(target, tx, event).await?;
+            }
+            Ok(())
+        }
+        View::Notifications => notifications::apply_batch(tx, &batch.events, names).await,
     }
-    for event in &batch.events {
-        apply(view, target, tx, event, names).await?;
-    }
-    Ok(())
 }
 
 /// The view's checkpoint, created at 0 the first time.

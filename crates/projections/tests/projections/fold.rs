@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use access_domain::identifiers::TicketNumber;
 use access_domain::roles::Role;
 use access_domain::{OrganizationCommand, OrganizationEvent};
+use access_projections::{rebuild, View};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use uuid::Uuid;
@@ -269,7 +270,8 @@ impl Seen {
     }
 }
 
-/// Runs the history through the aggregate with the projector following, then compares.
+/// Runs the history through the aggregate with the projector following, then compares;
+/// then rebuilds the access view in one batch and compares again.
 async fn views_equal_the_fold(steps: Vec<Step>) -> Result<(), String> {
     for h in harnesses().await {
         let projector = h.projector();
@@ -288,6 +290,17 @@ async fn views_equal_the_fold(steps: Vec<Step>) -> Result<(), String> {
         let (views, expected) = (h.views().await, h.expected().await);
         if views != expected {
             return Err(format!("{}: views {views:#?}\nfold {expected:#?}", h.label));
+        }
+        // The whole history again in one batch, however the projector cut it.
+        rebuild(&h.database, View::Access, 1000, |_| ())
+            .await
+            .map_err(|error| format!("{}: {error}", h.label))?;
+        let views = h.views().await;
+        if views != expected {
+            return Err(format!(
+                "{}: rebuilt in one batch: views {views:#?}\nfold {expected:#?}",
+                h.label
+            ));
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 mod common;
 
 mod as_of;
+mod batches;
 mod crash;
 mod export;
 mod fold;
@@ -12,3 +13,4 @@ mod notifications;
 mod read_your_writes;
 mod reads;
 mod rebuild;
+mod throughput;

@@ -1,0 +1,241 @@
+//! How fast a rebuild replays a large log: not a check, a measurement.
+//!
+//!     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REBUILD_EVENTS=100000 \
+//!       cargo test -p access-projections --release -- --ignored --nocapture rebuild_throughput
+
+use std::time::Duration;
+
+use access_domain::events::DecisionPath;
+use access_domain::roles::Role;
+use access_domain::{Organization, OrganizationEvent};
+use access_projections::{rebuild, View};
+use access_store::testing::fresh_databases;
+use access_store::{Database, Pool};
+use chrono::{DateTime, Utc};
+use cqrs_es::{Aggregate, DomainEvent};
+use uuid::Uuid;
+
+use crate::common::{person, SteppingClock};
+
+/// Events per organization on average, as in the load generator's rebuild workload.
+const EVENTS_PER_ORGANIZATION: usize = 100;
+
+/// Rows per INSERT while filling the log.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// One organization's history: a first Security Official by proof, then staff members
+/// approved (70%), denied, withdrawn, or approved and revoked (10% each).
+struct History {
+    id: String,
+    sequence: i64,
+    staff: usize,
+    step: i64,
+}
+
+impl History {
+    fn at(&mut self) -> DateTime<Utc> {
+        self.step += 1;
+        SteppingClock::instant(self.step)
+    }
+
+    fn first_security_official(&mut self) -> Vec<OrganizationEvent> {
+        let (request_id, person, at) = (Uuid::new_v4(), person("so"), self.at());
+        vec![
+            OrganizationEvent::RoleRequested {
+                request_id,
+                person: person.clone(),
+                role: Role::SecurityOfficial,
+                path: DecisionPath::Proof,
+                at,
+            },
+            OrganizationEvent::ProofAccepted {
+                request_id,
+                person: person.clone(),
+                masked_proof: "tin *****6789".into(),
+                at,
+            },
+            OrganizationEvent::RoleGranted {
+                person,
+                role: Role::SecurityOfficial,
+                request_id,
+                by: None,
+                at,
+            },
+        ]
+    }
+
+    fn staff_cycle(&mut self) -> Vec<OrganizationEvent> {
+        self.staff += 1;
+        let (request_id, so) = (Uuid::new_v4(), person("so"));
+        let person = person(&format!("staff-{}", self.staff));
+        let requested_at = self.at();
+        let at = self.at();
+        let mut events = vec![OrganizationEvent::RoleRequested {
+            request_id,
+            person: person.clone(),
+            role: Role::StaffUser,
+            path: DecisionPath::SecurityOfficialApproval,
+            at: requested_at,
+        }];
+        let approve = [
+            OrganizationEvent::RoleRequestApproved {
+                request_id,
+                person: person.clone(),
+                approver: so.clone(),
+                at,
+            },
+            OrganizationEvent::RoleGranted {
+                person: person.clone(),
+                role: Role::StaffUser,
+                request_id,
+                by: Some(so.clone()),
+                at,
+            },
+        ];
+        match self.staff % 10 {
+            7 => events.push(OrganizationEvent::RoleRequestDenied {
+                request_id,
+                person,
+                approver: so,
+                reason: Some("not on our staff".into()),
+                at,
+            }),
+            8 => events.push(OrganizationEvent::RoleRequestWithdrawn {
+                request_id,
+                person,
+                at,
+            }),
+            9 => {
+                events.extend(approve);
+                let at = self.at();
+                events.push(OrganizationEvent::StaffUserRevoked {
+                    person,
+                    by: so,
+                    reason: Some("left the practice".into()),
+                    at,
+                });
+            }
+            _ => events.extend(approve),
+        }
+        events
+    }
+}
+
+/// About `total` events over `total / 100` practices, interleaved round by round as a
+/// live log is, as (aggregate id, sequence, event type, event version, payload) rows.
+fn synthetic_log(total: usize) -> Vec<(String, i64, String, String, String)> {
+    let organizations = (total / EVENTS_PER_ORGANIZATION).max(1);
+    let mut histories: Vec<History> = (0..organizations)
+        .map(|index| History {
+            id: format!("practice:{:09}", 100_000_000 + index),
+            sequence: 0,
+            staff: 0,
+            step: 0,
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(total + 4);
+    'rounds: for round in 0.. {
+        for history in &mut histories {
+            if rows.len() + 4 > total {
+                break 'rounds;
+            }
+            let events = if round == 0 {
+                history.first_security_official()
+            } else {
+                history.staff_cycle()
+            };
+            for event in events {
+                history.sequence += 1;
+                rows.push((
+                    history.id.clone(),
+                    history.sequence,
+                    event.event_type(),
+                    event.event_version(),
+                    serde_json::to_value(&event).unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    rows
+}
+
+async fn append(database: &Database, rows: &[(String, i64, String, String, String)]) {
+    // PostgreSQL's columns are json; SQLite's are text.
+    let json = |value: String| match database.pool() {
+        Pool::Postgres(_) => format!("CAST({value} AS json)"),
+        Pool::Sqlite(_) => value,
+    };
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let n = row * 5;
+                format!(
+                    "('{}', ${}, ${}, ${}, ${}, {}, {})",
+                    Organization::TYPE,
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    json(format!("${}", n + 5)),
+                    json("'{}'".to_owned()),
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES {}",
+            values.join(", ")
+        );
+        macro_rules! insert {
+            ($pool:expr) => {{
+                let mut query = sqlx::query(&sql);
+                for (id, sequence, event_type, version, payload) in chunk {
+                    query = query
+                        .bind(id)
+                        .bind(*sequence)
+                        .bind(event_type)
+                        .bind(version)
+                        .bind(payload);
+                }
+                query.execute($pool).await.unwrap();
+            }};
+        }
+        match database.pool() {
+            Pool::Sqlite(pool) => insert!(pool),
+            Pool::Postgres(pool) => insert!(pool),
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "a measurement: a large log, run in release mode with --nocapture"]
+async fn rebuild_throughput_of_each_view_on_a_large_log() {
+    let total = std::env::var("REBUILD_EVENTS")
+        .ok()
+        .and_then(|events| events.parse().ok())
+        .unwrap_or(100_000);
+    let rows = synthetic_log(total);
+    for test_database in fresh_databases().await {
+        let database = Database::connect(&test_database.url).await.unwrap();
+        append(&database, &rows).await;
+        let mut elapsed = Duration::ZERO;
+        for view in View::REBUILDABLE {
+            let rebuilt = rebuild(&database, view, 1000, |_| ()).await.unwrap();
+            assert_eq!(rebuilt.events, rows.len() as u64, "{}", test_database.label);
+            elapsed += rebuilt.elapsed;
+            println!(
+                "{}: {view}: {} events in {:.2} s ({:.0} events/s)",
+                test_database.label,
+                rebuilt.events,
+                rebuilt.elapsed.as_secs_f64(),
+                rebuilt.events_per_second()
+            );
+        }
+        println!(
+            "{}: all views: {:.2} s ({:.0} events/s over the log)",
+            test_database.label,
+            elapsed.as_secs_f64(),
+            rows.len() as f64 / elapsed.as_secs_f64()
+        );
+    }
+}
