@@ -1,7 +1,7 @@
-//! The sender: a task that drains the outbox, one email at a time, each claimed before
-//! it is sent and recorded after. It only talks to the database in single statements of
-//! its own, none held open while an email is on its way, so a mail server that is down or
-//! slow delays emails and nothing else.
+//! The sender: a task that drains the outbox, one email at a time, claimed a few at a
+//! time before they are sent and their outcomes recorded together after. It holds no
+//! transaction open while an email is on its way, so a mail server that is down or slow
+//! delays emails and nothing else.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -173,34 +173,43 @@ impl Run {
                     .outbox
                     .claim(batch, now, now + self.options.claim)
                     .await?;
+                // The outcomes are recorded together after the batch: a sender that
+                // dies meanwhile sends the batch's sent emails again once the claim
+                // lapses, which at-least-once delivery allows (docs/notifications.md).
+                let mut outcomes = Vec::with_capacity(batch.len());
                 // An email another sender took is left to it.
                 for (email, attempts) in batch.iter().zip(claimed) {
                     let Some(attempts) = attempts else { continue };
                     if *stop.borrow() {
+                        self.outbox.record(&outcomes).await?;
                         return Ok(Flow::Stop);
                     }
-                    if let Flow::Stop = self.deliver(email, attempts).await? {
-                        return Ok(Flow::Stop);
+                    match self.deliver(email, attempts).await {
+                        Some(outcome) => outcomes.push((email, Utc::now(), outcome)),
+                        // The process's death: nothing more is recorded.
+                        None => return Ok(Flow::Stop),
                     }
                 }
+                self.outbox.record(&outcomes).await?;
             }
         }
     }
 
-    /// Sends one claimed email and records the outcome.
-    async fn deliver(&self, email: &PendingEmail, attempts: i64) -> Result<Flow, Error> {
+    /// Sends one claimed email and says what came of it; `None` when a fail point
+    /// stopped the sender as its process's death would.
+    async fn deliver(&self, email: &PendingEmail, attempts: i64) -> Option<Outcome> {
         #[cfg(feature = "fail-points")]
         if self.trips(FailStage::BeforeSending) {
-            return Ok(Flow::Stop);
+            return None;
         }
         let sent = self.mailer.send(email).await;
         let now = Utc::now();
         let (position, recipient) = (email.position, &email.recipient);
-        let outcome = match &sent {
+        Some(match sent {
             Ok(via) => {
                 #[cfg(feature = "fail-points")]
                 if self.trips(FailStage::AfterSending) {
-                    return Ok(Flow::Stop);
+                    return None;
                 }
                 Outcome::Sent { via }
             }
@@ -226,9 +235,7 @@ impl Run {
                     }
                 }
             }
-        };
-        self.outbox.record(email, now, outcome).await?;
-        Ok(Flow::Continue)
+        })
     }
 
     #[cfg(feature = "fail-points")]

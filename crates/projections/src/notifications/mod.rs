@@ -11,6 +11,7 @@ mod outbox;
 mod people;
 mod templates;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use access_domain::events::DecisionPath;
@@ -22,7 +23,7 @@ use chrono::{DateTime, Utc};
 use crate::error::Error;
 use crate::events::Envelope;
 use crate::read::Views;
-use crate::sql::{fetch, params, parse_id, parse_time, Tx};
+use crate::sql::{fetch, params, parse_id, parse_time, Param, Tx};
 use templates::Notice;
 
 pub use outbox::{EmailState, Outbox, Outcome, PendingEmail, UndeliveredEmail};
@@ -55,12 +56,87 @@ pub struct Notification {
     pub read: bool,
 }
 
+/// Tells everyone concerned of a batch of events: one row per event and person in
+/// `notifications` and in the outbox, written a few hundred rows per statement at the
+/// end of the batch (one event can tell every Security Official of an organization).
+pub(crate) async fn apply_batch(
+    tx: &mut Tx,
+    envelopes: &[Envelope],
+    names: Option<&dyn OrganizationNames>,
+) -> Result<(), Error> {
+    let mut batch = Told::default();
+    for envelope in envelopes {
+        apply(tx, envelope, names, &mut batch).await?;
+    }
+    batch.write(tx).await
+}
+
+/// What a batch tells, kept until the batch's end; and each organization's Security
+/// Officials as of the event being applied, read once per batch.
+#[derive(Default)]
+struct Told {
+    notifications: Vec<Vec<Param>>,
+    emails: Vec<Vec<Param>>,
+    security_officials: HashMap<String, Vec<String>>,
+}
+
+impl Told {
+    /// The organization's Security Officials as of the events applied so far.
+    async fn security_officials(
+        &mut self,
+        tx: &mut Tx,
+        organization: &str,
+    ) -> Result<Vec<String>, Error> {
+        if let Some(known) = self.security_officials.get(organization) {
+            return Ok(known.clone());
+        }
+        let found = tx
+            .fetch(
+                &format!("SELECT person_id FROM {SECURITY_OFFICIALS} WHERE organization_id = $1"),
+                params![organization],
+                |row| row.text(0),
+            )
+            .await?;
+        self.security_officials
+            .insert(organization.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// The on-screen notification and the queued email. The keys (position, person)
+    /// make a second copy of either impossible, should an event ever be applied again.
+    fn tell(&mut self, envelope: &Envelope, person: &str, message: &templates::Message) {
+        let organization = envelope.organization.to_string();
+        let at = envelope.event.at();
+        self.notifications.push(vec![
+            envelope.position.into(),
+            person.into(),
+            organization.as_str().into(),
+            message.kind.into(),
+            message.text.as_str().into(),
+            at.into(),
+        ]);
+        self.emails.push(outbox::queued(envelope.position, person, &organization, message, at));
+    }
+
+    async fn write(self, tx: &mut Tx) -> Result<(), Error> {
+        tx.execute_rows(self.notifications, |values| {
+            format!(
+                "INSERT INTO {NOTIFICATIONS} (position, person_id, organization_id, kind, message, at) \
+                 VALUES {values} ON CONFLICT (position, person_id) DO NOTHING"
+            )
+        })
+        .await?;
+        outbox::queue(tx, self.emails).await
+    }
+}
+
 /// Who is told what of one event: the requester or the person acted upon, and for a new
 /// pending request every Security Official of the organization as of this event.
-pub(crate) async fn apply(
+async fn apply(
     tx: &mut Tx,
     envelope: &Envelope,
     names: Option<&dyn OrganizationNames>,
+    batch: &mut Told,
 ) -> Result<(), Error> {
     use OrganizationEvent::*;
     let organization = envelope.organization.to_string();
@@ -75,15 +151,7 @@ pub(crate) async fn apply(
         }
         | RoleRequestSentForApproval { person, role, .. } => {
             told.push((one(person), Notice::RequestSubmitted { role: *role }));
-            let security_officials = tx
-                .fetch(
-                    &format!(
-                        "SELECT person_id FROM {SECURITY_OFFICIALS} WHERE organization_id = $1"
-                    ),
-                    params![organization.as_str()],
-                    |row| row.text(0),
-                )
-                .await?;
+            let security_officials = batch.security_officials(tx, &organization).await?;
             told.push((
                 security_officials,
                 Notice::NewPendingRequest { role: *role },
@@ -123,7 +191,7 @@ pub(crate) async fn apply(
         RoleGranted {
             person, role, by, ..
         } => {
-            set_security_official(tx, &organization, person, *role == Role::SecurityOfficial)
+            set_security_official(tx, batch, &organization, person, *role == Role::SecurityOfficial)
                 .await?;
             told.push((
                 one(person),
@@ -160,13 +228,13 @@ pub(crate) async fn apply(
         // The requester's own doing, and nobody else's concern.
         RoleRequestWithdrawn { .. } => {}
         ClinicianRoleGranted { person, .. } => {
-            set_security_official(tx, &organization, person, false).await?;
+            set_security_official(tx, batch, &organization, person, false).await?;
             told.push((one(person), Notice::ClinicianGranted));
         }
         // Recorded for support; the claimant was answered at once.
         ClinicianClaimRefused { .. } => {}
         StaffUserRevoked { person, reason, .. } => {
-            set_security_official(tx, &organization, person, false).await?;
+            set_security_official(tx, batch, &organization, person, false).await?;
             told.push((
                 one(person),
                 Notice::Revoked {
@@ -175,7 +243,7 @@ pub(crate) async fn apply(
             ));
         }
         SecurityOfficialRemoved { person, note, .. } => {
-            set_security_official(tx, &organization, person, false).await?;
+            set_security_official(tx, batch, &organization, person, false).await?;
             told.push((
                 one(person),
                 Notice::RemovedAsSecurityOfficial {
@@ -190,7 +258,7 @@ pub(crate) async fn apply(
             note,
             ..
         } => {
-            set_security_official(tx, &organization, person, *to == Role::SecurityOfficial).await?;
+            set_security_official(tx, batch, &organization, person, *to == Role::SecurityOfficial).await?;
             told.push((
                 one(person),
                 Notice::RoleChanged {
@@ -213,46 +281,20 @@ pub(crate) async fn apply(
     for (people, notice) in told {
         let message = notice.render(&name);
         for person in people {
-            tell(tx, envelope, &person, &message).await?;
+            batch.tell(envelope, &person, &message);
         }
     }
     Ok(())
 }
 
-/// The on-screen notification and the queued email. The keys (position, person) make a
-/// second copy of either impossible, should an event ever be applied again.
-async fn tell(
-    tx: &mut Tx,
-    envelope: &Envelope,
-    person: &str,
-    message: &templates::Message,
-) -> Result<(), Error> {
-    let organization = envelope.organization.to_string();
-    let at = envelope.event.at();
-    tx.execute(
-        &format!(
-            "INSERT INTO {NOTIFICATIONS} (position, person_id, organization_id, kind, message, at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (position, person_id) DO NOTHING"
-        ),
-        params![
-            envelope.position,
-            person,
-            organization.as_str(),
-            message.kind,
-            message.text.as_str(),
-            at,
-        ],
-    )
-    .await?;
-    outbox::queue(tx, envelope.position, person, &organization, message, at).await
-}
-
 async fn set_security_official(
     tx: &mut Tx,
+    batch: &mut Told,
     organization: &str,
     person: &PersonId,
     is_one: bool,
 ) -> Result<(), Error> {
+    batch.security_officials.remove(organization);
     let sql = if is_one {
         format!(
             "INSERT INTO {SECURITY_OFFICIALS} (organization_id, person_id) VALUES ($1, $2) \

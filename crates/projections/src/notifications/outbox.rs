@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{templates::Message, OUTBOX};
 use crate::error::Error;
-use crate::sql::{code, execute, fetch, from_code, params, parse_id, parse_time, Cells, Tx};
+use crate::sql::{
+    code, fetch, from_code, params, parse_id, parse_time, Cells, Param, Tx,
+};
 
 /// Where an email stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,23 +48,14 @@ pub struct PendingEmail {
 }
 
 /// What came of a claimed email.
-#[derive(Clone, Copy, Debug)]
-pub enum Outcome<'a> {
+#[derive(Clone, Debug)]
+pub enum Outcome {
     /// `via`: `smtp`, or `log` when no SMTP server is configured.
-    Sent {
-        via: &'a str,
-    },
+    Sent { via: &'static str },
     /// Failed; try again from `at`.
-    Retry {
-        at: DateTime<Utc>,
-        error: &'a str,
-    },
-    Dead {
-        error: &'a str,
-    },
-    Undeliverable {
-        reason: &'a str,
-    },
+    Retry { at: DateTime<Utc>, error: String },
+    Dead { error: String },
+    Undeliverable { reason: String },
 }
 
 /// An email support should know about: given up, or never deliverable.
@@ -86,31 +79,37 @@ pub struct Outbox {
     database: Database,
 }
 
-pub(super) async fn queue(
-    tx: &mut Tx,
+/// The outbox row of one email, for [`queue`].
+pub(super) fn queued(
     position: i64,
     recipient: &str,
     organization: &str,
     message: &Message,
     at: DateTime<Utc>,
-) -> Result<(), Error> {
-    tx.execute(
-        &format!(
+) -> Vec<Param> {
+    vec![
+        position.into(),
+        recipient.into(),
+        organization.into(),
+        message.kind.into(),
+        message.subject.as_str().into(),
+        message.body.as_str().into(),
+        at.into(),
+        code(&EmailState::Pending).into(),
+        0_i64.into(),
+        at.into(),
+    ]
+}
+
+/// Queues the emails, due at once.
+pub(super) async fn queue(tx: &mut Tx, emails: Vec<Vec<Param>>) -> Result<(), Error> {
+    tx.execute_rows(emails, |values| {
+        format!(
             "INSERT INTO {OUTBOX} (position, recipient_id, organization_id, kind, subject, body, \
-             at, state, attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $7) \
+             at, state, attempts, next_attempt_at) VALUES {values} \
              ON CONFLICT (position, recipient_id) DO NOTHING"
-        ),
-        params![
-            position,
-            recipient,
-            organization,
-            message.kind,
-            message.subject.as_str(),
-            message.body.as_str(),
-            at,
-            code(&EmailState::Pending),
-        ],
-    )
+        )
+    })
     .await
 }
 
@@ -207,41 +206,49 @@ impl Outbox {
         Ok(claimed)
     }
 
-    /// Records what came of a claimed email at `now`.
+    /// Records what came of claimed emails, each at the time it was tried, in one
+    /// transaction: one commit for a batch instead of one per email.
     pub async fn record(
         &self,
-        email: &PendingEmail,
-        now: DateTime<Utc>,
-        outcome: Outcome<'_>,
+        outcomes: &[(&PendingEmail, DateTime<Utc>, Outcome)],
     ) -> Result<(), Error> {
-        let (state, tried, next, error, via) = match outcome {
-            Outcome::Sent { via } => (EmailState::Sent, 1_i64, now, None, Some(via)),
-            Outcome::Retry { at, error } => (EmailState::Pending, 1, at, Some(error), None),
-            Outcome::Dead { error } => (EmailState::Dead, 1, now, Some(error), None),
-            Outcome::Undeliverable { reason } => {
-                (EmailState::Undeliverable, 0, now, Some(reason), None)
-            }
-        };
-        execute(
-            &self.database,
-            &format!(
-                "UPDATE {OUTBOX} SET state = $3, attempts = attempts + $4, next_attempt_at = $5, \
-                        last_attempt_at = $6, last_error = $7, sent_via = $8 \
-                  WHERE position = $1 AND recipient_id = $2 AND state = $9"
-            ),
-            params![
-                email.position,
-                email.recipient.as_str(),
-                code(&state),
-                tried,
-                next,
-                now,
-                error,
-                via,
-                code(&EmailState::Sending),
-            ],
-        )
-        .await
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = Tx::begin(&self.database).await?;
+        for (email, tried_at, outcome) in outcomes {
+            let now = *tried_at;
+            let (state, tried, next, error, via) = match outcome {
+                Outcome::Sent { via } => (EmailState::Sent, 1_i64, now, None, Some(*via)),
+                Outcome::Retry { at, error } => {
+                    (EmailState::Pending, 1, *at, Some(error.as_str()), None)
+                }
+                Outcome::Dead { error } => (EmailState::Dead, 1, now, Some(error.as_str()), None),
+                Outcome::Undeliverable { reason } => {
+                    (EmailState::Undeliverable, 0, now, Some(reason.as_str()), None)
+                }
+            };
+            tx.execute(
+                &format!(
+                    "UPDATE {OUTBOX} SET state = $3, attempts = attempts + $4, next_attempt_at = $5, \
+                            last_attempt_at = $6, last_error = $7, sent_via = $8 \
+                      WHERE position = $1 AND recipient_id = $2 AND state = $9"
+                ),
+                params![
+                    email.position,
+                    email.recipient.as_str(),
+                    code(&state),
+                    tried,
+                    next,
+                    now,
+                    error,
+                    via,
+                    code(&EmailState::Sending),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await
     }
 
     /// The emails given up or never deliverable, oldest first: for support.
