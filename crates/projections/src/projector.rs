@@ -31,6 +31,9 @@ const LEASE_CLASS: i32 = 1_094_927_699;
 /// The channel the events trigger notifies with each new position.
 const CHANNEL: &str = "access_events";
 
+/// Batches kept for the views and the feed to share: one each, and one to spare.
+const RECENT_BATCHES: usize = View::ALL.len() + 2;
+
 /// Request changes kept for subscribers slower than the log.
 const REQUEST_FEED_CAPACITY: usize = 1024;
 const APPENDED_FEED_CAPACITY: usize = 16_384;
@@ -106,6 +109,9 @@ struct Shared {
     /// Each view's checkpoint as this process's task for it last wrote or read it;
     /// meaningful while that task leads the view.
     reached: [AtomicI64; View::ALL.len()],
+    /// The last batches read, by the position they follow: the views and the request
+    /// feed usually stand at the same position, and one read serves them all.
+    recent: tokio::sync::Mutex<Vec<(i64, Arc<Batch>)>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -124,6 +130,7 @@ impl Projector {
             appended: broadcast::channel(APPENDED_FEED_CAPACITY).0,
             leading: Default::default(),
             reached: Default::default(),
+            recent: Default::default(),
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = Vec::new();
@@ -227,6 +234,26 @@ impl Shared {
         lowest_checkpoint(&self.database).await
     }
 
+    /// The events after `position`, read once for every task that asks for the same
+    /// position: the lock makes the others wait for the first one's read. A batch read
+    /// a moment ago is as good as a new one (positions are handed out in commit order,
+    /// so nothing can appear later before its end); an empty one is never kept, so a
+    /// task that found nothing new asks the database again next time.
+    async fn batch_after(&self, position: i64) -> Result<Arc<Batch>, Error> {
+        let mut recent = self.recent.lock().await;
+        if let Some((_, batch)) = recent.iter().find(|(after, _)| *after == position) {
+            return Ok(batch.clone());
+        }
+        let batch = Arc::new(read_batch(&self.database, position, self.options.batch_size).await?);
+        if batch.through > position {
+            if recent.len() == RECENT_BATCHES {
+                recent.remove(0);
+            }
+            recent.push((position, batch.clone()));
+        }
+        Ok(batch)
+    }
+
     fn reached(&self, view: View, position: i64) {
         self.reached[view.index()].store(position, Ordering::SeqCst);
     }
@@ -303,7 +330,7 @@ async fn follow(shared: &Shared, view: View, lease: &mut Lease) -> Result<(), Er
 /// Applies every event after `position`, batch by batch; returns the new position.
 async fn catch_up(shared: &Shared, view: View, mut position: i64) -> Result<i64, Error> {
     loop {
-        let batch = read_batch(&shared.database, position, shared.options.batch_size).await?;
+        let batch = shared.batch_after(position).await?;
         if batch.through == position || shared.stopping() {
             return Ok(position);
         }
@@ -448,7 +475,7 @@ async fn feed_requests(shared: Arc<Shared>) {
         }
     };
     loop {
-        match read_batch(&shared.database, position, shared.options.batch_size).await {
+        match shared.batch_after(position).await {
             Ok(batch) if batch.through > position => {
                 // No subscriber is not an error: the news is simply not wanted.
                 for event in &batch.events {
