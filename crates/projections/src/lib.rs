@@ -60,7 +60,7 @@
 //!
 //! # Operating
 //!
-//! [`rebuild`] refills one view (of [`View::REBUILDABLE`]) from position 0 into fresh tables and swaps them in while
+//! [`rebuild`] refills views (of [`View::REBUILDABLE`]) from position 0 into fresh tables and swaps them in while
 //! the live ones keep serving; [`export_audit`] streams the log as JSON lines or CSV.
 //! Both back `access-server rebuild` and `access-server export-audit`.
 

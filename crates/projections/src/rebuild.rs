@@ -14,7 +14,6 @@ use crate::view::{apply_batch, ensure_checkpoint, lock_checkpoint, set_checkpoin
 /// Where a rebuild stands, after each batch.
 #[derive(Clone, Copy, Debug)]
 pub struct RebuildProgress {
-    pub view: View,
     pub position: i64,
     /// The head of the log when the rebuild started (or the position, when later).
     pub head: i64,
@@ -22,9 +21,9 @@ pub struct RebuildProgress {
 }
 
 /// What a finished rebuild did.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Rebuilt {
-    pub view: View,
+    pub views: Vec<View>,
     /// The checkpoint the fresh tables were swapped in at.
     pub position: i64,
     pub events: u64,
@@ -37,82 +36,116 @@ impl Rebuilt {
     }
 }
 
-/// Rebuilds `view` from the whole log, `batch_size` events per transaction, calling
-/// `progress` after each batch.
+/// Rebuilds `views` from the whole log in one pass, `batch_size` events per transaction,
+/// calling `progress` after each batch. Each batch is read once for all the views, and the
+/// next one is read while this one is written.
 ///
-/// The fresh tables are filled outside any lock. The swap then locks the view's
-/// checkpoint (so no projector commits meanwhile), applies what was appended during the
-/// rebuild, replaces the live tables and sets the checkpoint, all in one transaction:
-/// readers see the old tables until it commits and the new ones after, and a running
-/// projector, finding the checkpoint moved, resumes from it. Leftover fresh tables of an
-/// interrupted rebuild are dropped by the next one. Run one rebuild of a view at a time.
+/// The fresh tables are filled outside any lock; their transactions do not wait for the
+/// disk on PostgreSQL (`synchronous_commit = off`): until the swap nothing reads them, and
+/// a rebuild cut short by a crash starts over anyway. The swap then locks the views'
+/// checkpoints (so no projector commits meanwhile), applies what was appended during the
+/// rebuild, replaces the live tables and sets the checkpoints, all in one transaction
+/// that waits for the disk: readers see the old tables until it commits and the new ones
+/// after, and a running projector, finding its checkpoint moved, resumes from it.
+/// Leftover fresh tables of an interrupted rebuild are dropped by the next one. Run one
+/// rebuild of a view at a time.
 ///
 /// # Errors
 /// [`Error::NotRebuildable`] for a view outside [`View::REBUILDABLE`].
 pub async fn rebuild(
     database: &Database,
-    view: View,
+    views: &[View],
     batch_size: i64,
     mut progress: impl FnMut(RebuildProgress),
 ) -> Result<Rebuilt, Error> {
-    if !View::REBUILDABLE.contains(&view) {
+    if let Some(&view) = views.iter().find(|view| !View::REBUILDABLE.contains(view)) {
         return Err(Error::NotRebuildable(view));
     }
     let started = Instant::now();
-    create_fresh_tables(database, view).await?;
+    let mut deferred_indexes = Vec::new();
+    for &view in views {
+        deferred_indexes.extend(create_fresh_tables(database, view).await?);
+    }
     let head = database.head_position().await?;
     let mut position = 0;
     let mut events = 0;
-    loop {
-        let batch = read_batch(database, position, batch_size).await?;
-        if batch.through == position {
-            break;
-        }
-        let mut tx = Tx::begin(database).await?;
-        apply_batch(view, Target::Rebuild, &mut tx, &batch, None).await?;
-        tx.commit().await?;
+    let mut next = read_batch(database, position, batch_size).await?;
+    while next.through > position {
+        let batch = next;
+        let fill = async {
+            let mut tx = Tx::begin(database).await?;
+            if tx.is_postgres() {
+                tx.execute("SET LOCAL synchronous_commit = off", params![])
+                    .await?;
+            }
+            for &view in views {
+                apply_batch(view, Target::Rebuild, &mut tx, &batch, None).await?;
+            }
+            tx.commit().await
+        };
+        let (filled, read) = tokio::join!(fill, read_batch(database, batch.through, batch_size));
+        filled?;
+        next = read?;
         position = batch.through;
         events += batch.events.len() as u64;
         progress(RebuildProgress {
-            view,
             position,
             head: head.max(position),
             events,
         });
     }
 
-    ensure_checkpoint(database, view).await?;
+    // Building an index over the filled table once costs less than keeping it up to
+    // date row by row.
     let mut tx = Tx::begin(database).await?;
-    lock_checkpoint(&mut tx, view).await?;
+    for statement in &deferred_indexes {
+        tx.execute(statement, params![]).await?;
+    }
+    tx.commit().await?;
+
+    for &view in views {
+        ensure_checkpoint(database, view).await?;
+    }
+    let mut tx = Tx::begin(database).await?;
+    for &view in views {
+        lock_checkpoint(&mut tx, view).await?;
+    }
     loop {
         let batch = read_batch(database, position, batch_size).await?;
         if batch.through == position {
             break;
         }
-        apply_batch(view, Target::Rebuild, &mut tx, &batch, None).await?;
+        for &view in views {
+            apply_batch(view, Target::Rebuild, &mut tx, &batch, None).await?;
+        }
         position = batch.through;
         events += batch.events.len() as u64;
     }
-    for &table in view.tables() {
-        let fresh = Target::Rebuild.table(table);
-        tx.execute(&format!("DROP TABLE {table}"), params![])
-            .await?;
-        tx.execute(&format!("ALTER TABLE {fresh} RENAME TO {table}"), params![])
-            .await?;
+    for &view in views {
+        for &table in view.tables() {
+            let fresh = Target::Rebuild.table(table);
+            tx.execute(&format!("DROP TABLE {table}"), params![])
+                .await?;
+            tx.execute(&format!("ALTER TABLE {fresh} RENAME TO {table}"), params![])
+                .await?;
+        }
+        set_checkpoint(&mut tx, view, position).await?;
     }
-    set_checkpoint(&mut tx, view, position).await?;
     tx.commit().await?;
     Ok(Rebuilt {
-        view,
+        views: views.to_vec(),
         position,
         events,
         elapsed: started.elapsed(),
     })
 }
 
-/// Empty tables shaped like the live ones, indexes included, copied from the database's
-/// catalog so that the migrations stay the only definition of the views.
-async fn create_fresh_tables(database: &Database, view: View) -> Result<(), Error> {
+/// Empty tables shaped like the live ones, copied from the database's catalog so that the
+/// migrations stay the only definition of the views. Unique indexes (primary keys
+/// included) are made at once, as writing the view relies on them; the statements that
+/// make the others are answered, to be run once the tables are filled.
+async fn create_fresh_tables(database: &Database, view: View) -> Result<Vec<String>, Error> {
+    let mut deferred = Vec::new();
     let mut tx = Tx::begin(database).await?;
     // Index names are global and survive a table's renaming; a suffix unique to this
     // rebuild keeps the fresh ones clear of the live ones (named by an earlier rebuild).
@@ -130,6 +163,21 @@ async fn create_fresh_tables(database: &Database, view: View) -> Result<(), Erro
                 params![],
             )
             .await?;
+            let secondary = tx
+                .fetch(
+                    "SELECT i.indexname, i.indexdef FROM pg_indexes i \
+                       JOIN pg_class c ON c.relname = i.indexname \
+                       JOIN pg_index x ON x.indexrelid = c.oid \
+                      WHERE i.schemaname = current_schema() AND i.tablename = $1 \
+                        AND NOT x.indisunique",
+                    params![fresh.as_ref()],
+                    |row| Ok((row.text(0)?, row.text(1)?)),
+                )
+                .await?;
+            for (name, definition) in secondary {
+                tx.execute(&format!("DROP INDEX {name}"), params![]).await?;
+                deferred.push(definition);
+            }
             continue;
         }
         let definitions = tx
@@ -146,10 +194,15 @@ async fn create_fresh_tables(database: &Database, view: View) -> Result<(), Erro
                     table,
                     column: "definition",
                 })?;
-            tx.execute(&statement, params![]).await?;
+            if statement.starts_with("CREATE INDEX") {
+                deferred.push(statement);
+            } else {
+                tx.execute(&statement, params![]).await?;
+            }
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(deferred)
 }
 
 /// The statement creating the counterpart of a table or index definition from

@@ -292,7 +292,7 @@ async fn views_equal_the_fold(steps: Vec<Step>) -> Result<(), String> {
             return Err(format!("{}: views {views:#?}\nfold {expected:#?}", h.label));
         }
         // The whole history again in one batch, however the projector cut it.
-        rebuild(&h.database, View::Access, 1000, |_| ())
+        rebuild(&h.database, &[View::Access], 1000, |_| ())
             .await
             .map_err(|error| format!("{}: {error}", h.label))?;
         let views = h.views().await;

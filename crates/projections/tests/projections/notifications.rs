@@ -269,7 +269,7 @@ async fn a_person_marks_only_their_own_notifications_read() {
 #[tokio::test]
 async fn the_notifications_view_is_never_rebuilt_from_the_events() {
     for h in harnesses().await {
-        let refused = rebuild(&h.database, View::Notifications, 100, |_| ()).await;
+        let refused = rebuild(&h.database, &[View::Notifications], 100, |_| ()).await;
         assert!(
             matches!(refused, Err(Error::NotRebuildable(View::Notifications))),
             "{}: {refused:?}",
