@@ -105,7 +105,12 @@ pub async fn start(
         tracing::info!("ACCESS_SMTP_URL is not set: notification emails are written to the log");
     }
     let sender = Sender::start(database.clone(), settings.mail, projector.applied());
-    let service = AccessService::new(database, reference, projector.clone());
+    let service = AccessService::new(
+        database,
+        reference,
+        projector.clone(),
+        settings.cached_events,
+    );
     let app = access_api::router(service, verifier);
     let serving = projector.clone();
     let handle = tokio::spawn(async move {

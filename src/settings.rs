@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use access_api::auth::{AuthConfigError, TokenVerifier, DEV_SECRET};
 use access_notifications::{MailSettings, MailSettingsError};
+use access_store::CACHED_EVENTS;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/access.db";
@@ -23,6 +24,8 @@ pub enum SettingsError {
     TwoTokenKeys,
     #[error("ACCESS_DEV_AUTH: expected 1 or 0, got {0:?}")]
     DevAuth(String),
+    #[error("ACCESS_CACHE_EVENTS: expected a whole number of events such as 250000, got {0:?}")]
+    CacheEvents(String),
     #[error(transparent)]
     Auth(#[from] AuthConfigError),
     #[error(transparent)]
@@ -50,6 +53,9 @@ pub struct Settings {
     /// `ACCESS_SMTP_URL` and `ACCESS_MAIL_FROM`: where notification emails go (the log,
     /// by default) and whom they come from.
     pub mail: MailSettings,
+    /// `ACCESS_CACHE_EVENTS`: the organizations held in memory, measured in the events
+    /// folded into them (a few hundred bytes each).
+    pub cached_events: usize,
 }
 
 impl Settings {
@@ -83,6 +89,13 @@ impl Settings {
                 set("ACCESS_SMTP_URL").as_deref(),
                 set("ACCESS_MAIL_FROM").as_deref(),
             )?,
+            cached_events: match set("ACCESS_CACHE_EVENTS") {
+                None => CACHED_EVENTS,
+                Some(text) => text
+                    .trim()
+                    .parse()
+                    .map_err(|_| SettingsError::CacheEvents(text.clone()))?,
+            },
         })
     }
 
@@ -124,6 +137,19 @@ mod tests {
         assert!(settings.reference_data.is_none());
         assert!(settings.mail.smtp.is_none(), "emails go to the log");
         assert_eq!(settings.mail.from.to_string(), "no-reply@localhost");
+        assert_eq!(settings.cached_events, 250_000);
+    }
+
+    #[test]
+    fn the_memory_held_for_organizations_is_set_in_events_and_a_bad_count_names_its_setting() {
+        let settings_with = |count: &str| {
+            settings(&[("ACCESS_JWT_SECRET", "s"), ("ACCESS_CACHE_EVENTS", count)])
+        };
+        assert_eq!(settings_with("20000").unwrap().cached_events, 20_000);
+        for bad in ["lots", "-1", "2.5e5"] {
+            let error = settings_with(bad).unwrap_err().to_string();
+            assert!(error.starts_with("ACCESS_CACHE_EVENTS"), "{error}");
+        }
     }
 
     #[test]

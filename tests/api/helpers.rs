@@ -54,6 +54,7 @@ pub async fn spawn_app_with(
         issuer: None,
         audience: None,
         mail: Default::default(),
+        cached_events: access_store::CACHED_EVENTS,
     };
     configure(&mut settings);
     let (stop, stopped) = oneshot::channel::<()>();

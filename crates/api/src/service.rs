@@ -110,13 +110,21 @@ const MUTATION_BURST: f64 = 100.0;
 impl AccessService {
     /// Call inside a Tokio runtime: a task follows the log for the organizations held
     /// in memory.
-    pub fn new(database: Database, reference: Arc<ReferenceData>, projector: Projector) -> Self {
+    /// `cached_events` bounds the organizations held in memory by the events folded into
+    /// them (`access_store::CACHED_EVENTS` is the usual bound).
+    pub fn new(
+        database: Database,
+        reference: Arc<ReferenceData>,
+        projector: Projector,
+        cached_events: usize,
+    ) -> Self {
         let services = OrganizationServices {
             reference: reference.clone(),
             tickets: Arc::new(DatabaseTickets(database.clone())),
             clock: Arc::new(SystemClock),
         };
-        let organizations = AggregateStore::new(&database, services);
+        let organizations =
+            AggregateStore::new(&database, services).holding_at_most(cached_events);
         let appended = projector.appended();
         organizations.rely_on_reports();
         let service = Self {

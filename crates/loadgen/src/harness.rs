@@ -43,6 +43,8 @@ pub struct Options {
     pub minutes: f64,
     pub soak_rate: f64,
     pub report_every: u64,
+    /// The server's `ACCESS_CACHE_EVENTS`, when not its default.
+    pub cache_events: Option<usize>,
 }
 
 impl Options {
@@ -63,6 +65,7 @@ impl Options {
             minutes: 30.0,
             soak_rate: 250.0,
             report_every: 60,
+            cache_events: None,
         }
     }
 
@@ -219,7 +222,7 @@ impl Harness {
         secret: &str,
         reference: &Reference,
     ) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("ACCESS_LISTEN", "127.0.0.1:0".to_string()),
             ("DATABASE_URL", database_url.to_string()),
             ("ACCESS_JWT_SECRET", secret.to_string()),
@@ -228,7 +231,11 @@ impl Harness {
                 reference.path.display().to_string(),
             ),
             ("RUST_LOG", SERVER_LOG_FILTER.to_string()),
-        ]
+        ];
+        if let Some(events) = self.options.cache_events {
+            env.push(("ACCESS_CACHE_EVENTS", events.to_string()));
+        }
+        env
     }
 
     async fn start_server(

@@ -43,6 +43,7 @@ options (defaults in brackets):
   --startup-organizations N, --startup-clinicians N   start-up's data [100000, 500000]
   --minutes M              soak duration [30]
   --report-every S         soak report interval in seconds [60]
+  --cache-events N         the server's ACCESS_CACHE_EVENTS [its default, 250000]
 ";
 
 fn main() -> ExitCode {
@@ -238,6 +239,7 @@ fn parse(command: &str, rest: &[String]) -> Result<Options, String> {
                     .map_err(|_| format!("--minutes: expected a number, got {value:?}"))?
             }
             "--report-every" => options.report_every = number()? as u64,
+            "--cache-events" => options.cache_events = Some(number()?),
             other => return Err(format!("unknown option {other:?}")),
         }
     }

@@ -57,14 +57,14 @@ pub struct Committed<A: Aggregate, R> {
 }
 
 /// How much the cache holds at most; the least recently used idle aggregates go first.
-const CACHE_BOUND: Bound = Bound {
-    aggregates: 10_000,
-    // An aggregate's state grows with its history (an organization keeps every request),
-    // so the count of aggregates alone does not bound memory: this does, at a few hundred
-    // bytes of state per event. Above the largest aggregate, or that one is reloaded at
-    // each turn.
-    events: 250_000,
-};
+const CACHED_AGGREGATES: usize = 10_000;
+
+/// Events folded into the aggregates held in memory, at most, unless told otherwise
+/// ([`AggregateStore::holding_at_most`]). An aggregate's state grows with its history
+/// (an organization keeps every request), so the count of aggregates alone does not
+/// bound memory: this does, at a few hundred bytes of state per event. Keep it above the
+/// largest aggregate, or that one is reloaded at each turn.
+pub const CACHED_EVENTS: usize = 250_000;
 
 /// Times a command is handled again after another process appended to its aggregate
 /// first, before the conflict reaches the caller.
@@ -86,8 +86,18 @@ where
             repository,
             services,
             database: db.clone(),
-            cache: Cache::new(CACHE_BOUND),
+            cache: Cache::new(Bound {
+                aggregates: CACHED_AGGREGATES,
+                events: CACHED_EVENTS,
+            }),
         }
+    }
+
+    /// Holds at most `events` events' worth of aggregates in memory (instead of
+    /// [`CACHED_EVENTS`]).
+    pub fn holding_at_most(mut self, events: usize) -> Self {
+        self.cache.bound.events = events;
+        self
     }
 
     /// Handles `command` against the aggregate's current state and appends the events it

@@ -31,7 +31,7 @@ mod migrations;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use aggregate_store::{AggregateStore, Committed};
+pub use aggregate_store::{AggregateStore, Committed, CACHED_EVENTS};
 pub use database::{Database, Pool, StoredEvent};
 pub use error::StoreError;
 pub use idempotency::{IdempotentStart, KEEP_ANSWERS_FOR, REQUEST_METADATA};
