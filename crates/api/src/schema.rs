@@ -131,8 +131,7 @@ fn note(field: &str, text: Option<String>) -> ApiResult<Option<String>> {
         Some(text) if text.chars().count() > MAX_NOTE_CHARS => Err(ApiError::InvalidInput {
             field: field.into(),
             message: format!("must be at most {MAX_NOTE_CHARS} characters"),
-        }
-        .into()),
+        }),
         Some(text) if text.is_empty() => Ok(None),
         other => Ok(other),
     }
