@@ -123,21 +123,44 @@ impl Metrics {
 pub struct MutationLimit {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<PersonId, (f64, Instant)>>,
+    buckets: Mutex<Buckets>,
 }
+
+struct Buckets {
+    by_person: HashMap<PersonId, (f64, Instant)>,
+    /// Past this many people, full buckets are dropped.
+    prune_above: usize,
+}
+
+/// People tracked before the first pruning: a bucket per person who ever made a change
+/// would grow with every new person, for as long as the process lives.
+const PRUNE_ABOVE: usize = 10_000;
 
 impl MutationLimit {
     pub fn new(per_second: f64, burst: f64) -> Self {
         Self {
             per_second,
             burst,
-            buckets: Mutex::default(),
+            buckets: Mutex::new(Buckets {
+                by_person: HashMap::new(),
+                prune_above: PRUNE_ABOVE,
+            }),
         }
     }
 
     fn take(&self, person: &PersonId) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("limit lock");
+        if buckets.by_person.len() >= buckets.prune_above {
+            // A bucket refilled to the full burst is the same as none at all.
+            let refilled = Duration::from_secs_f64(self.burst / self.per_second);
+            buckets
+                .by_person
+                .retain(|_, (_, refilled_at)| now.duration_since(*refilled_at) < refilled);
+            // Doubling keeps the pruning rare when most people are active.
+            buckets.prune_above = PRUNE_ABOVE.max(buckets.by_person.len() * 2);
+        }
+        let buckets = &mut buckets.by_person;
         let (tokens, refilled_at) = buckets.entry(person.clone()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*refilled_at).as_secs_f64() * self.per_second)
             .min(self.burst);
@@ -215,5 +238,43 @@ impl Extension for ObserveRequest {
         self.metrics
             .observe(&operation, &outcome, started.elapsed());
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(number: usize) -> PersonId {
+        PersonId::parse(&format!("person-{number}")).unwrap()
+    }
+
+    fn tracked(limit: &MutationLimit) -> usize {
+        limit.buckets.lock().unwrap().by_person.len()
+    }
+
+    #[test]
+    fn people_whose_buckets_refilled_are_forgotten_once_many_are_tracked() {
+        // Full again a millisecond after each change.
+        let limit = MutationLimit::new(1_000.0, 1.0);
+        for number in 0..PRUNE_ABOVE {
+            limit.take(&person(number)).unwrap();
+        }
+        assert_eq!(tracked(&limit), PRUNE_ABOVE);
+        std::thread::sleep(Duration::from_millis(5));
+        limit.take(&person(PRUNE_ABOVE)).unwrap();
+        assert_eq!(tracked(&limit), 1);
+    }
+
+    #[test]
+    fn a_person_who_spent_their_burst_stays_limited_through_a_pruning() {
+        // A change a thousand seconds.
+        let limit = MutationLimit::new(0.001, 1.0);
+        limit.take(&person(0)).unwrap();
+        for number in 1..=PRUNE_ABOVE {
+            limit.take(&person(number)).unwrap();
+        }
+        assert!(limit.take(&person(0)).is_err());
+        assert_eq!(tracked(&limit), PRUNE_ABOVE + 1);
     }
 }
