@@ -21,6 +21,22 @@ async fn rejections(app: &TestApp) -> usize {
         .count()
 }
 
+/// Sends the wrong proof again under `key` and checks that the kept answer comes back,
+/// marked as a replay.
+async fn assert_replayed(app: &TestApp, bearer: &str, key: &str, kept: &Value) {
+    let replay = app
+        .with_idempotency_key(bearer, key, REQUEST_ROLE, wrong_proof())
+        .await;
+    assert_eq!(
+        replay.headers()["idempotent-replayed"],
+        "true",
+        "{}",
+        app.label
+    );
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(&replay, kept, "{}", app.label);
+}
+
 #[tokio::test]
 async fn a_retried_failed_proof_gets_the_first_answer_and_does_not_count_again() {
     for app in spawn_apps().await {
@@ -40,17 +56,7 @@ async fn a_retried_failed_proof_gets_the_first_answer_and_does_not_count_again()
             app.label
         );
 
-        let retry = app
-            .with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
-            .await;
-        assert_eq!(
-            retry.headers()["idempotent-replayed"],
-            "true",
-            "{}",
-            app.label
-        );
-        let retry: Value = retry.json().await.unwrap();
-        assert_eq!(retry, first, "{}", app.label);
+        assert_replayed(&app, &carol, "attempt-1", &first).await;
 
         assert_eq!(
             rejections(&app).await,
@@ -161,17 +167,8 @@ async fn a_failed_proof_whose_server_died_before_keeping_the_answer_counts_once_
             app.label
         );
 
-        let again = app
-            .with_idempotency_key(&carol, "attempt-1", REQUEST_ROLE, wrong_proof())
-            .await;
-        assert_eq!(
-            again.headers()["idempotent-replayed"],
-            "true",
-            "{}: the answer to the retry is kept like any other",
-            app.label
-        );
-        let again: Value = again.json().await.unwrap();
-        assert_eq!(again, retry, "{}", app.label);
+        // The answer to the retry is kept like any other.
+        assert_replayed(&app, &carol, "attempt-1", &retry).await;
     }
 }
 
