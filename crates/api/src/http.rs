@@ -151,8 +151,8 @@ async fn graphql(
     };
     let person = identity.person.to_string();
     let database = state.service.database();
-    let fingerprint = fingerprint(&request);
-    let run = match database.begin_idempotent(&person, &key, &fingerprint).await {
+    let identity = request_identity(&request);
+    let run = match database.begin_idempotent(&person, &key, &identity).await {
         Ok(IdempotentStart::Fresh) => Run::Execute,
         Ok(IdempotentStart::TakenOver) => {
             match database.request_committed(&request_tag(&person, &key)).await {
@@ -245,9 +245,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// What identifies "the same request" for an idempotency key.
-fn fingerprint(request: &async_graphql::Request) -> String {
-    let identity = serde_json::json!([request.query, request.variables, request.operation_name]);
-    hex_sha256(identity.to_string().as_bytes())
+fn request_identity(request: &async_graphql::Request) -> Vec<u8> {
+    serde_json::json!([request.query, request.variables, request.operation_name])
+        .to_string()
+        .into_bytes()
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

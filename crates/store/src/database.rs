@@ -35,6 +35,9 @@ pub struct Database {
     /// SQLite has no LISTEN/NOTIFY; on PostgreSQL it spares the round trip for this
     /// process's own commits.
     commits: Arc<watch::Sender<()>>,
+    /// Keys the fingerprints of requests kept for retries (`server_secrets`), so that
+    /// a fingerprint of a request holding an SSN cannot be reversed by trying them all.
+    fingerprint_key: Arc<str>,
 }
 
 /// The connection pool, public so that later crates (projections, the server) can run
@@ -65,11 +68,23 @@ const STORED_EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequ
      event_type, event_version, payload, metadata";
 
 impl Database {
-    fn new(pool: Pool) -> Self {
-        Database {
+    /// The database on a migrated pool, with the secrets its servers share.
+    async fn open(pool: Pool, database: String) -> Result<Self, StoreError> {
+        let sql = "SELECT secret FROM server_secrets WHERE name = 'idempotency fingerprints'";
+        let fingerprint_key: String = match &pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .map_err(|error| StoreError::from_sqlx(database, "reading the server secrets", error))?;
+        Ok(Database {
             pool,
             commits: Arc::new(watch::channel(()).0),
-        }
+            fingerprint_key: fingerprint_key.into(),
+        })
+    }
+
+    pub(crate) fn fingerprint_key(&self) -> &[u8] {
+        self.fingerprint_key.as_bytes()
     }
 
     /// Opens the database named by `url` (the value of `DATABASE_URL`) and brings its
@@ -299,8 +314,8 @@ async fn connect_sqlite(url: &str) -> Result<Database, StoreError> {
         tx.commit().await.map_err(MigrateError::from)
     }
     .await
-    .map_err(|error| migration_error(database, error))?;
-    Ok(Database::new(Pool::Sqlite(pool)))
+    .map_err(|error| migration_error(database.clone(), error))?;
+    Database::open(Pool::Sqlite(pool), database).await
 }
 
 async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
@@ -324,8 +339,8 @@ async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
         .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(|error| StoreError::from_sqlx(database, "connecting", error))?;
-    Ok(Database::new(Pool::Postgres(pool)))
+        .map_err(|error| StoreError::from_sqlx(database.clone(), "connecting", error))?;
+    Database::open(Pool::Postgres(pool), database).await
 }
 
 fn migration_error(database: String, error: MigrateError) -> StoreError {

@@ -42,12 +42,17 @@ fn now_ms() -> i64 {
 }
 
 impl Database {
+    /// Holds `key` for `person`'s `request` (the bytes that identify the request: its
+    /// query, variables, operation), or says what holds it already. Only a keyed
+    /// fingerprint of the request is stored (see [`Database::fingerprint`]).
     pub async fn begin_idempotent(
         &self,
         person: &str,
         key: &str,
-        fingerprint: &str,
+        request: &[u8],
     ) -> Result<IdempotentStart, StoreError> {
+        let fingerprint = self.fingerprint(request);
+        let fingerprint = fingerprint.as_str();
         let now = now_ms();
         let doing = "remembering an idempotency key";
         let expired = now - KEEP_ANSWERS_FOR.as_millis() as i64;
@@ -113,6 +118,22 @@ impl Database {
         } else {
             IdempotentStart::InProgress
         })
+    }
+
+    /// HMAC-SHA-256 of the request under the servers' shared key, in hex: the same on
+    /// every server of this database, and useless to anyone holding the table without
+    /// the key (an unkeyed hash of a request holding an SSN gives the SSN away to
+    /// whoever tries all 10⁹ of them).
+    pub fn fingerprint(&self, request: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.fingerprint_key())
+            .expect("HMAC takes keys of any length");
+        mac.update(request);
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 
     /// Keeps the answer for retries.

@@ -36,6 +36,11 @@ const SQLITE: &[MigrationFile] = &[
         sql: include_str!("../../../event-store/sqlite/0003_events_by_request.sql"),
     },
     MigrationFile {
+        version: 4,
+        description: "server secrets",
+        sql: include_str!("../../../event-store/sqlite/0004_server_secrets.sql"),
+    },
+    MigrationFile {
         version: 1001,
         description: "views",
         sql: include_str!("../../../projections/sqlite/1001_views.sql"),
@@ -62,6 +67,11 @@ const POSTGRES: &[MigrationFile] = &[
         version: 3,
         description: "events by request",
         sql: include_str!("../../../event-store/postgres/0003_events_by_request.sql"),
+    },
+    MigrationFile {
+        version: 4,
+        description: "server secrets",
+        sql: include_str!("../../../event-store/postgres/0004_server_secrets.sql"),
     },
     MigrationFile {
         version: 1001,

@@ -5,6 +5,7 @@ mod aggregate;
 mod concurrency;
 mod connect;
 mod counter;
+mod fingerprints;
 mod global_position;
 mod migrations;
 mod tickets;
