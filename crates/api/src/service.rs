@@ -123,8 +123,9 @@ impl AccessService {
             tickets: Arc::new(DatabaseTickets(database.clone())),
             clock: Arc::new(SystemClock),
         };
-        let organizations =
-            AggregateStore::new(&database, services).holding_at_most(cached_events);
+        let organizations = AggregateStore::new(&database, services)
+            .holding_at_most(cached_events)
+            .with_snapshots(access_domain::aggregate::STATE_VERSION);
         let appended = projector.appended();
         organizations.rely_on_reports();
         let service = Self {

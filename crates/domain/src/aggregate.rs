@@ -21,6 +21,11 @@ use crate::services::OrganizationServices;
 /// three attempts").
 pub const PROOF_ATTEMPTS: u8 = 3;
 
+/// The layout of [`Organization`] as serialized into snapshots. Change it with any
+/// change to the fields below or to what they mean; snapshots of another layout are then
+/// ignored and the organizations replayed from their events.
+pub const STATE_VERSION: i32 = 1;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
     grants: BTreeMap<PersonId, Grant>,

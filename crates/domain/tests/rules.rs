@@ -1056,3 +1056,25 @@ fn another_account_claiming_a_connected_npi_is_recorded_for_support_and_granted_
             at: now(),
         }]);
 }
+
+// --- snapshots: the state survives being written down ---
+
+/// Organizations are kept as JSON snapshots (docs/adr/08-snapshots.md); one read back
+/// must decide every later command exactly as the one its events built.
+#[test]
+fn an_organization_read_back_from_json_equals_the_one_its_events_built() {
+    let mut built = Organization::default();
+    let history = [
+        bob_is_staff_user(),
+        carol_is_blocked(),
+        vec![laura_is_clinician()],
+    ];
+    for event in history.into_iter().flatten() {
+        cqrs_es::Aggregate::apply(&mut built, event);
+    }
+    let json = serde_json::to_string(&built).unwrap();
+    let read_back: Organization = serde_json::from_str(&json).unwrap();
+    assert_eq!(read_back, built);
+    assert!(read_back.has_security_official());
+    assert!(read_back.grant_of(&person("laura")).is_some());
+}

@@ -10,6 +10,7 @@ use sqlite_es::SqliteEventRepository;
 
 use crate::database::{Database, Pool};
 use crate::error::StoreError;
+use crate::snapshots::Snapshot;
 
 /// Commands in, events out, for one aggregate type, on whichever database was configured.
 ///
@@ -20,13 +21,17 @@ use crate::error::StoreError;
 /// lose an optimistic-lock race against each other. Other processes writing the same
 /// aggregate are caught by the store's optimistic lock; see docs/adr/05-aggregate-cache.md.
 ///
-/// No snapshots and no cqrs-es queries: views follow the global log through
-/// [`Database::events_after`], which survives restarts and works across processes.
+/// With [`with_snapshots`](Self::with_snapshots), a load that replayed many events keeps
+/// the state it reached, so that the next load starts there (docs/adr/08-snapshots.md).
+/// No cqrs-es queries: views follow the global log through [`Database::events_after`],
+/// which survives restarts and works across processes.
 pub struct AggregateStore<A: Aggregate> {
     repository: Repository,
     services: A::Services,
     database: Database,
     cache: Cache<A>,
+    /// The layout of the states kept as snapshots; `None` keeps none.
+    snapshot_version: Option<i32>,
 }
 
 enum Repository {
@@ -66,6 +71,10 @@ const CACHED_AGGREGATES: usize = 10_000;
 /// largest aggregate, or that one is reloaded at each turn.
 pub const CACHED_EVENTS: usize = 250_000;
 
+/// A load that replayed at least this many events keeps a snapshot of the state it
+/// reached. Fewer replay in a few milliseconds, about what reading a snapshot costs.
+pub const SNAPSHOT_AFTER_REPLAYING: usize = 1_000;
+
 /// Times a command is handled again after another process appended to its aggregate
 /// first, before the conflict reaches the caller.
 const CONFLICT_RETRIES: usize = 8;
@@ -90,7 +99,16 @@ where
                 aggregates: CACHED_AGGREGATES,
                 events: CACHED_EVENTS,
             }),
+            snapshot_version: None,
         }
+    }
+
+    /// Keeps snapshots of the aggregates' states, marked with `state_version`: change it
+    /// whenever the aggregate's serialized layout or the meaning of its fields changes,
+    /// and snapshots of the older layout are ignored, then replaced.
+    pub fn with_snapshots(mut self, state_version: i32) -> Self {
+        self.snapshot_version = Some(state_version);
+        self
     }
 
     /// Holds at most `events` events' worth of aggregates in memory (instead of
@@ -326,18 +344,84 @@ where
             .ok_or_else(|| PersistenceError::UnknownError("an append returned no position".into()))
     }
 
-    /// The aggregate from all its events.
+    /// The aggregate from its snapshot, if one is kept, and the events after it; or from
+    /// all its events.
     async fn load(&self, aggregate_id: &str) -> Result<Loaded<A>, AggregateError<A::Error>> {
-        let serialized = on_repository!(&self.repository, |repo| repo
-            .get_events::<A>(aggregate_id)
-            .await)?;
-        let mut loaded = Loaded {
+        let mut loaded = match self.snapshot_version {
+            Some(version) => self.snapshot(aggregate_id, version).await,
+            None => None,
+        }
+        .unwrap_or_else(|| Loaded {
             aggregate: A::default(),
             sequence: 0,
-            checked_in: self.cache.epoch.load(Ordering::SeqCst),
-        };
-        apply(&mut loaded, serialized)?;
+            checked_in: 0,
+        });
+        let serialized = on_repository!(&self.repository, |repo| repo
+            .get_last_events::<A>(aggregate_id, loaded.sequence)
+            .await)?;
+        loaded.checked_in = self.cache.epoch.load(Ordering::SeqCst);
+        let replayed = apply(&mut loaded, serialized)?;
+        if let Some(version) = self.snapshot_version {
+            if replayed >= SNAPSHOT_AFTER_REPLAYING {
+                self.keep_snapshot(aggregate_id, version, &loaded).await;
+            }
+        }
         Ok(loaded)
+    }
+
+    /// The kept snapshot, or `None` to replay from the first event. A snapshot that
+    /// cannot be read is only slower loads, so it is logged and passed over; the events
+    /// are read next anyway, and fail there if the database does.
+    async fn snapshot(&self, aggregate_id: &str, version: i32) -> Option<Loaded<A>> {
+        let kept = match self.database.snapshot_of(A::TYPE, aggregate_id, version).await {
+            Ok(kept) => kept?,
+            Err(error) => {
+                tracing::warn!(%error, aggregate = A::TYPE, aggregate_id, "replaying every event");
+                return None;
+            }
+        };
+        match serde_json::from_str(&kept.state) {
+            Ok(aggregate) => Some(Loaded {
+                aggregate,
+                sequence: kept.sequence,
+                checked_in: 0,
+            }),
+            Err(error) => {
+                // The category and place only: serde's message may quote the state.
+                tracing::warn!(
+                    aggregate = A::TYPE,
+                    aggregate_id,
+                    state_version = version,
+                    problem = ?error.classify(),
+                    line = error.line(),
+                    column = error.column(),
+                    "a snapshot no longer reads as the aggregate: replaying every event"
+                );
+                None
+            }
+        }
+    }
+
+    /// Keeps the state just loaded, best effort: failing to costs the next load time,
+    /// not correctness.
+    async fn keep_snapshot(&self, aggregate_id: &str, version: i32, loaded: &Loaded<A>) {
+        let snapshot = match serde_json::to_string(&loaded.aggregate) {
+            Ok(state) => Snapshot {
+                sequence: loaded.sequence,
+                state,
+            },
+            Err(error) => {
+                tracing::error!(%error, aggregate = A::TYPE, aggregate_id, "serializing a snapshot");
+                return;
+            }
+        };
+        let kept = self
+            .database
+            .keep_snapshot(A::TYPE, aggregate_id, version, &snapshot)
+            .await;
+        if let Err(error) = kept {
+            tracing::warn!(%error, aggregate = A::TYPE, aggregate_id, "keeping a snapshot");
+        }
     }
 
     /// Applies the events other processes appended since `loaded` was current, and

@@ -28,10 +28,11 @@ mod database;
 mod error;
 mod idempotency;
 mod migrations;
+mod snapshots;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use aggregate_store::{AggregateStore, Committed, CACHED_EVENTS};
+pub use aggregate_store::{AggregateStore, Committed, CACHED_EVENTS, SNAPSHOT_AFTER_REPLAYING};
 pub use database::{Database, Pool, StoredEvent};
 pub use error::StoreError;
 pub use idempotency::{IdempotentStart, KEEP_ANSWERS_FOR, REQUEST_METADATA};

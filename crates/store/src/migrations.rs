@@ -41,6 +41,11 @@ const SQLITE: &[MigrationFile] = &[
         sql: include_str!("../../../event-store/sqlite/0004_server_secrets.sql"),
     },
     MigrationFile {
+        version: 5,
+        description: "aggregate snapshots",
+        sql: include_str!("../../../event-store/sqlite/0005_aggregate_snapshots.sql"),
+    },
+    MigrationFile {
         version: 1001,
         description: "views",
         sql: include_str!("../../../projections/sqlite/1001_views.sql"),
@@ -72,6 +77,11 @@ const POSTGRES: &[MigrationFile] = &[
         version: 4,
         description: "server secrets",
         sql: include_str!("../../../event-store/postgres/0004_server_secrets.sql"),
+    },
+    MigrationFile {
+        version: 5,
+        description: "aggregate snapshots",
+        sql: include_str!("../../../event-store/postgres/0005_aggregate_snapshots.sql"),
     },
     MigrationFile {
         version: 1001,
