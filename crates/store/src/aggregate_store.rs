@@ -71,9 +71,11 @@ const CACHED_AGGREGATES: usize = 10_000;
 /// largest aggregate, or that one is reloaded at each turn.
 pub const CACHED_EVENTS: usize = 250_000;
 
-/// A load that replayed at least this many events keeps a snapshot of the state it
-/// reached. Fewer replay in a few milliseconds, about what reading a snapshot costs.
-pub const SNAPSHOT_AFTER_REPLAYING: usize = 1_000;
+/// A load that replayed at least this many events, and at least a tenth of the
+/// aggregate's history, keeps a snapshot of the state it reached. Fewer replay in about
+/// what reading a snapshot costs; the tenth keeps a large aggregate from rewriting its
+/// whole state every few events while holding a reload to about 1.1 × reading the state.
+pub const SNAPSHOT_AFTER_REPLAYING: usize = 100;
 
 /// Times a command is handled again after another process appended to its aggregate
 /// first, before the conflict reaches the caller.
@@ -362,7 +364,7 @@ where
         loaded.checked_in = self.cache.epoch.load(Ordering::SeqCst);
         let replayed = apply(&mut loaded, serialized)?;
         if let Some(version) = self.snapshot_version {
-            if replayed >= SNAPSHOT_AFTER_REPLAYING {
+            if replayed >= SNAPSHOT_AFTER_REPLAYING.max(loaded.sequence / 10) {
                 self.keep_snapshot(aggregate_id, version, &loaded).await;
             }
         }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{ColumnIndex, Connection, Decode, Row, Type};
 use tokio::sync::watch;
 
@@ -30,6 +32,8 @@ const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: Pool,
+    /// Where writes derived from the events go ([`Database::for_derived_writes`]).
+    derived: Pool,
     /// Fired after every commit made through an [`AggregateStore`](crate::AggregateStore)
     /// on this database (or a clone of it), so that tailers in this process wake at once.
     /// SQLite has no LISTEN/NOTIFY; on PostgreSQL it spares the round trip for this
@@ -68,19 +72,42 @@ const STORED_EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequ
      event_type, event_version, payload, metadata";
 
 impl Database {
-    /// The database on a migrated pool, with the secrets its servers share.
-    async fn open(pool: Pool, database: String) -> Result<Self, StoreError> {
-        let sql = "SELECT secret FROM server_secrets WHERE name = 'idempotency fingerprints'";
-        let fingerprint_key: String = match &pool {
-            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-        }
-        .map_err(|error| StoreError::from_sqlx(database, "reading the server secrets", error))?;
-        Ok(Database {
+    /// The database on a migrated pool, with the secrets its servers share: made by the
+    /// first server that finds one missing, from the database's own strong randomness, so
+    /// that every server on the database reads the same.
+    async fn open(pool: Pool, derived: Pool) -> Result<Self, StoreError> {
+        const NAME: &str = "idempotency fingerprints";
+        let random = match &pool {
+            Pool::Sqlite(_) => "lower(hex(randomblob(32)))",
+            // 122 bits from PostgreSQL's strong random source, twice.
+            Pool::Postgres(_) => "gen_random_uuid()::text || gen_random_uuid()::text",
+        };
+        let mut database = Database {
             pool,
+            derived,
             commits: Arc::new(watch::channel(()).0),
-            fingerprint_key: fingerprint_key.into(),
-        })
+            fingerprint_key: Arc::from(""),
+        };
+        let make = format!(
+            "INSERT INTO server_secrets (name, secret) VALUES ($1, {random}) \
+             ON CONFLICT (name) DO NOTHING"
+        );
+        let doing = "reading the server secrets";
+        on_pool!(database, |pool| sqlx::query(&make)
+            .bind(NAME)
+            .execute(pool)
+            .await
+            .map(drop))
+        .map_err(|error| database.error(doing, error))?;
+        let key: String = on_pool!(database, |pool| sqlx::query_scalar(
+            "SELECT secret FROM server_secrets WHERE name = $1"
+        )
+        .bind(NAME)
+        .fetch_one(pool)
+        .await)
+        .map_err(|error| database.error(doing, error))?;
+        database.fingerprint_key = key.into();
+        Ok(database)
     }
 
     pub(crate) fn fingerprint_key(&self) -> &[u8] {
@@ -105,6 +132,21 @@ impl Database {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The same database, for writes that are derived from the events and made again
+    /// from them after a crash: the views, the notifications and the emails' outcomes.
+    /// On SQLite its connections commit without flushing the write-ahead log
+    /// (`synchronous = NORMAL`): a power cut may take back their last commits, never
+    /// half of one, and the projector then redoes them from the events; meanwhile every
+    /// other write still waits for the disk, so the single writer's lock is held for
+    /// less time. The next flush by an append makes them durable too (the log is one
+    /// sequence). On PostgreSQL it is this database.
+    pub fn for_derived_writes(&self) -> Database {
+        Database {
+            pool: self.derived.clone(),
+            ..self.clone()
+        }
     }
 
     /// Changes whenever a command committed through this database handle or a clone of it
@@ -299,6 +341,8 @@ async fn connect_sqlite(url: &str) -> Result<Database, StoreError> {
         })?;
     }
 
+    let derived = SqlitePoolOptions::new()
+        .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal));
     let pool = SqlitePoolOptions::new()
         .connect_with(options)
         .await
@@ -314,8 +358,8 @@ async fn connect_sqlite(url: &str) -> Result<Database, StoreError> {
         tx.commit().await.map_err(MigrateError::from)
     }
     .await
-    .map_err(|error| migration_error(database.clone(), error))?;
-    Database::open(Pool::Sqlite(pool), database).await
+    .map_err(|error| migration_error(database, error))?;
+    Database::open(Pool::Sqlite(pool), Pool::Sqlite(derived)).await
 }
 
 async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
@@ -339,8 +383,8 @@ async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
         .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(|error| StoreError::from_sqlx(database.clone(), "connecting", error))?;
-    Database::open(Pool::Postgres(pool), database).await
+        .map_err(|error| StoreError::from_sqlx(database, "connecting", error))?;
+    Database::open(Pool::Postgres(pool.clone()), Pool::Postgres(pool)).await
 }
 
 fn migration_error(database: String, error: MigrateError) -> StoreError {

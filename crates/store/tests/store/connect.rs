@@ -83,3 +83,34 @@ async fn describe_says_where_the_data_lives_and_ping_reaches_it() {
         assert!(description.starts_with(expected), "{description}");
     }
 }
+
+/// On SQLite the views' commits skip the flush that every event's commit waits for; on
+/// PostgreSQL nothing differs.
+#[tokio::test]
+async fn writes_derived_from_the_events_skip_the_flush_that_appends_wait_for_on_sqlite() {
+    for db in fresh_databases().await {
+        let database = Database::connect(&db.url).await.unwrap();
+        let derived = database.for_derived_writes();
+        match (database.pool(), derived.pool()) {
+            (access_store::Pool::Sqlite(appends), access_store::Pool::Sqlite(views)) => {
+                let synchronous = "PRAGMA synchronous";
+                let full: i64 = sqlx::query_scalar(synchronous).fetch_one(appends).await.unwrap();
+                let normal: i64 = sqlx::query_scalar(synchronous).fetch_one(views).await.unwrap();
+                assert_eq!((full, normal), (2, 1), "FULL for appends, NORMAL for views");
+                sqlx::query("CREATE TABLE written_by_a_view (x integer)")
+                    .execute(views)
+                    .await
+                    .unwrap();
+                let seen: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'written_by_a_view'",
+                )
+                .fetch_one(appends)
+                .await
+                .unwrap();
+                assert_eq!(seen, 1, "one database file");
+            }
+            (access_store::Pool::Postgres(_), access_store::Pool::Postgres(_)) => {}
+            _ => panic!("{}: the derived pool is another kind of database", db.label),
+        }
+    }
+}

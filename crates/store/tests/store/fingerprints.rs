@@ -1,6 +1,8 @@
 use access_store::testing::fresh_databases;
 use access_store::Database;
 
+use crate::execute;
+
 fn unkeyed_sha256(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes)
@@ -34,6 +36,15 @@ async fn request_fingerprints_are_keyed_by_a_secret_shared_by_the_servers_of_one
             db.label
         );
         fingerprints_per_database.push(fingerprint);
+
+        execute(&first_server, "DELETE FROM server_secrets").await;
+        let after_losing_it = Database::connect(&db.url).await.unwrap();
+        assert_ne!(
+            after_losing_it.fingerprint(request),
+            first_server.fingerprint(request),
+            "{}: a lost secret is made anew",
+            db.label
+        );
     }
     let other_sqlite = fresh_databases().await.remove(0);
     let other = Database::connect(&other_sqlite.url).await.unwrap();

@@ -27,6 +27,15 @@ pub async fn scalar(database: &Database, sql: &str) -> i64 {
     .unwrap_or_else(|error| panic!("{}: {sql}: {error}", database.describe()))
 }
 
+/// Runs a statement that answers nothing, whichever database it is.
+pub async fn execute(database: &Database, sql: &str) {
+    match database.pool() {
+        Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+    }
+    .unwrap_or_else(|error| panic!("{}: {sql}: {error}", database.describe()));
+}
+
 /// Two stores with their own caches and connections on one database: what two server
 /// processes are to each other.
 pub async fn two_processes(url: &str) -> [Arc<AggregateStore<Counter>>; 2] {

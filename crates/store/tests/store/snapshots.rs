@@ -4,7 +4,7 @@ use access_store::testing::fresh_databases;
 use access_store::{AggregateStore, Database, Pool, SNAPSHOT_AFTER_REPLAYING};
 
 use crate::counter::{Counter, CounterCommand};
-use crate::scalar;
+use crate::{execute, scalar};
 
 /// What a server process starting on the database is: a store with an empty cache.
 async fn fresh_process(url: &str, state_version: i32) -> AggregateStore<Counter> {
@@ -22,14 +22,6 @@ async fn count(store: &AggregateStore<Counter>) -> usize {
     store.read("c-1", |counter| counter.count).await.unwrap()
 }
 
-async fn execute(database: &Database, sql: &str) {
-    match database.pool() {
-        Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-        Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-    }
-    .unwrap_or_else(|error| panic!("{sql}: {error}"));
-}
-
 async fn kept_state(database: &Database) -> String {
     let sql = "SELECT state FROM aggregate_snapshots";
     match database.pool() {
@@ -44,19 +36,22 @@ async fn a_load_that_replays_many_events_keeps_a_snapshot_that_later_loads_start
     for db in fresh_databases().await {
         let database = Database::connect(&db.url).await.unwrap();
         let writer = fresh_process(&db.url, 1).await;
-        add(&writer, SNAPSHOT_AFTER_REPLAYING - 1).await;
-        assert_eq!(count(&fresh_process(&db.url, 1).await).await, 999);
+        let few = SNAPSHOT_AFTER_REPLAYING - 1;
+        add(&writer, few).await;
+        assert_eq!(count(&fresh_process(&db.url, 1).await).await, few);
         let kept = "SELECT count(*) FROM aggregate_snapshots";
         assert_eq!(scalar(&database, kept).await, 0, "{}: few events, no snapshot", db.label);
         let unsnapshotted = AggregateStore::<Counter>::new(&database, ());
+        let many = few + 201;
         add(&writer, 201).await;
-        assert_eq!(count(&unsnapshotted).await, 1_200);
+        assert_eq!(count(&unsnapshotted).await, many);
         assert_eq!(scalar(&database, kept).await, 0, "{}: snapshots not asked for", db.label);
 
-        assert_eq!(count(&fresh_process(&db.url, 1).await).await, 1_200);
+        assert_eq!(count(&fresh_process(&db.url, 1).await).await, many);
         let sequence = "SELECT sequence FROM aggregate_snapshots WHERE aggregate_id = 'c-1'";
-        assert_eq!(scalar(&database, sequence).await, 1_200, "{}", db.label);
-        assert_eq!(kept_state(&database).await, r#"{"count":1200}"#, "{}", db.label);
+        assert_eq!(scalar(&database, sequence).await, many as i64, "{}", db.label);
+        let state = format!(r#"{{"count":{many}}}"#);
+        assert_eq!(kept_state(&database).await, state, "{}", db.label);
 
         // A state the events could never produce shows which one a load started from.
         execute(&database, r#"UPDATE aggregate_snapshots SET state = '{"count":7}'"#).await;
@@ -69,11 +64,16 @@ async fn a_load_that_replays_many_events_keeps_a_snapshot_that_later_loads_start
         add(&writer, 1).await;
         assert_eq!(
             count(&fresh_process(&db.url, 1).await).await,
-            1_201,
+            many + 1,
             "{}: the events after the snapshot were not applied",
             db.label
         );
-        assert_eq!(scalar(&database, sequence).await, 1_200, "{}: one event replayed", db.label);
+        assert_eq!(
+            scalar(&database, sequence).await,
+            many as i64,
+            "{}: one event replayed",
+            db.label
+        );
     }
 }
 
@@ -82,22 +82,24 @@ async fn a_snapshot_that_does_not_read_or_has_another_layout_is_passed_over_and_
     for db in fresh_databases().await {
         let database = Database::connect(&db.url).await.unwrap();
         let writer = fresh_process(&db.url, 1).await;
-        add(&writer, 1_200).await;
-        assert_eq!(count(&fresh_process(&db.url, 1).await).await, 1_200);
+        let many = SNAPSHOT_AFTER_REPLAYING + 200;
+        let state = format!(r#"{{"count":{many}}}"#);
+        add(&writer, many).await;
+        assert_eq!(count(&fresh_process(&db.url, 1).await).await, many);
 
         execute(&database, "UPDATE aggregate_snapshots SET state = '{\"tally\":1}'").await;
-        assert_eq!(count(&fresh_process(&db.url, 1).await).await, 1_200, "{}", db.label);
-        assert_eq!(kept_state(&database).await, r#"{"count":1200}"#, "{}", db.label);
+        assert_eq!(count(&fresh_process(&db.url, 1).await).await, many, "{}", db.label);
+        assert_eq!(kept_state(&database).await, state, "{}", db.label);
 
         execute(&database, r#"UPDATE aggregate_snapshots SET state = '{"count":7}'"#).await;
         assert_eq!(
             count(&fresh_process(&db.url, 2).await).await,
-            1_200,
+            many,
             "{}: a snapshot of layout 1 was read as layout 2",
             db.label
         );
         let version = "SELECT CAST(state_version AS bigint) FROM aggregate_snapshots";
         assert_eq!(scalar(&database, version).await, 2, "{}", db.label);
-        assert_eq!(kept_state(&database).await, r#"{"count":1200}"#, "{}", db.label);
+        assert_eq!(kept_state(&database).await, state, "{}", db.label);
     }
 }
