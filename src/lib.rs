@@ -95,7 +95,7 @@ pub async fn start(
     })?;
     let reference = Arc::new(reference);
     let projector = Projector::start(
-        database.for_derived_writes(),
+        database.clone(),
         ProjectorOptions {
             organization_names: Some(Arc::new(ReferenceNames(reference.clone()))),
             ..ProjectorOptions::default()
@@ -104,11 +104,7 @@ pub async fn start(
     if settings.mail.smtp.is_none() {
         tracing::info!("ACCESS_SMTP_URL is not set: notification emails are written to the log");
     }
-    let sender = Sender::start(
-        database.for_derived_writes(),
-        settings.mail,
-        projector.applied(),
-    );
+    let sender = Sender::start(database.clone(), settings.mail, projector.applied());
     let service = AccessService::new(
         database,
         reference,

@@ -868,6 +868,13 @@ impl Harness {
         // snapshot. A restart empties the cache: the next first command loads it again,
         // from that snapshot.
         let replayed = first_request(&warmup, "long");
+        match db::snapshot_of(&url, &long.id).await? {
+            Some((sequence, bytes)) => println!(
+                "  snapshot kept at event {sequence}: {:.1} MB of JSON",
+                bytes as f64 / 1e6
+            ),
+            None => return Err("no snapshot was kept of the long organization".into()),
+        }
         deployment.stop_server().await;
         self.restart_server(deployment).await?;
         let gql = deployment.gql();

@@ -9,12 +9,18 @@ use access_store::Database;
 /// [`Projector::wait_for`](crate::Projector::wait_for) with the command's position first.
 #[derive(Clone, Debug)]
 pub struct Views {
+    /// For the reads: on SQLite, connections apart from the one that writes.
     pub(crate) database: Database,
+    /// For the one write.
+    pub(crate) writes: Database,
 }
 
 impl Views {
     pub fn new(database: Database) -> Self {
-        Views { database }
+        Views {
+            database: database.for_reads(),
+            writes: database,
+        }
     }
 }
 

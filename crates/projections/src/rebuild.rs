@@ -66,10 +66,14 @@ pub async fn rebuild(
     for &view in views {
         deferred_indexes.extend(create_fresh_tables(database, view).await?);
     }
+    // Batches are read on connections apart from the one that writes (on SQLite, the
+    // only one): the next is read while this one is written, and the last ones while
+    // the swap's transaction holds the checkpoints.
+    let log = database.for_reads();
     let head = database.head_position().await?;
     let mut position = 0;
     let mut events = 0;
-    let mut next = read_batch(database, position, batch_size).await?;
+    let mut next = read_batch(&log, position, batch_size).await?;
     while next.through > position {
         let batch = next;
         let fill = async {
@@ -83,7 +87,7 @@ pub async fn rebuild(
             }
             tx.commit().await
         };
-        let (filled, read) = tokio::join!(fill, read_batch(database, batch.through, batch_size));
+        let (filled, read) = tokio::join!(fill, read_batch(&log, batch.through, batch_size));
         filled?;
         next = read?;
         position = batch.through;
@@ -111,7 +115,7 @@ pub async fn rebuild(
         lock_checkpoint(&mut tx, view).await?;
     }
     loop {
-        let batch = read_batch(database, position, batch_size).await?;
+        let batch = read_batch(&log, position, batch_size).await?;
         if batch.through == position {
             break;
         }

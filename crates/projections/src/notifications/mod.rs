@@ -347,7 +347,7 @@ impl Views {
         position: i64,
     ) -> Result<bool, Error> {
         let marked = fetch(
-            &self.database,
+            &self.writes,
             &format!(
                 "UPDATE {NOTIFICATIONS} SET read_at = COALESCE(read_at, $3) \
                       WHERE person_id = $1 AND position = $2 RETURNING position"
