@@ -203,13 +203,16 @@ async fn people_racing_through_two_server_processes_to_be_the_first_security_off
     }
 }
 
-/// Each round a new person fails Greenville's proof twice, then sends a third
-/// wrong proof through `first` and the valid one through `second` at the same
-/// instant. Exactly one stands: blocked with a ticket, or approved; never both.
-/// An approved winner is removed by support so the next round starts over.
-async fn race_a_third_failed_proof_against_a_valid_one(
-    first: &impl Graphql,
-    second: &impl Graphql,
+/// Each round a new person fails Greenville's proof twice through `first`, then sends
+/// a third wrong proof and the valid one at the same instant, one through each server:
+/// the wrong one through `first` in even rounds, through `second` in odd ones (the
+/// server that took the two failures holds the organization as they left it and
+/// nearly always wins, so both orders are raced). Exactly one stands: blocked with a
+/// ticket, or approved; never both. An approved winner is removed by support so the
+/// next round starts over.
+async fn race_a_third_failed_proof_against_a_valid_one<Server: Graphql>(
+    first: &Server,
+    second: &Server,
     label: &str,
     database_url: &str,
     rounds: usize,
@@ -233,14 +236,19 @@ async fn race_a_third_failed_proof_against_a_valid_one(
                 "{label}: round {round}"
             );
         }
+        let (wrong_via, valid_via) = if round % 2 == 0 {
+            (first, second)
+        } else {
+            (second, first)
+        };
         let (third, valid) = tokio::join!(
-            first.request_role(
+            wrong_via.request_role(
                 &person,
                 GREENVILLE,
                 "SECURITY_OFFICIAL",
                 wrong_greenville_proof()
             ),
-            second.request_role(&person, GREENVILLE, "SECURITY_OFFICIAL", greenville_proof())
+            valid_via.request_role(&person, GREENVILLE, "SECURITY_OFFICIAL", greenville_proof())
         );
         let outcomes = [
             outcome(&third, "requestRole.request.state"),

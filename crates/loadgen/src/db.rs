@@ -224,6 +224,22 @@ pub async fn sample_rows(url: &str, aggregate_id: &str) -> Result<Vec<EventRow>,
         .collect())
 }
 
+/// The event the aggregate's snapshot was taken at and the size of its JSON, if one is kept.
+pub async fn snapshot_of(url: &str, aggregate_id: &str) -> Result<Option<(i64, i64)>, String> {
+    let mut connection = PgConnection::connect(url)
+        .await
+        .map_err(|error| format!("{url}: {error}"))?;
+    let kept: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT sequence, octet_length(state)::bigint FROM aggregate_snapshots WHERE aggregate_id = $1",
+    )
+    .bind(aggregate_id)
+    .fetch_optional(&mut connection)
+    .await
+    .map_err(|error| error.to_string())?;
+    let _ = connection.close().await;
+    Ok(kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,20 +259,4 @@ mod tests {
             "postgres://h:5432/x"
         );
     }
-}
-
-/// The event the aggregate's snapshot was taken at and the size of its JSON, if one is kept.
-pub async fn snapshot_of(url: &str, aggregate_id: &str) -> Result<Option<(i64, i64)>, String> {
-    let mut connection = PgConnection::connect(url)
-        .await
-        .map_err(|error| format!("{url}: {error}"))?;
-    let kept: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT sequence, octet_length(state)::bigint FROM aggregate_snapshots WHERE aggregate_id = $1",
-    )
-    .bind(aggregate_id)
-    .fetch_optional(&mut connection)
-    .await
-    .map_err(|error| error.to_string())?;
-    let _ = connection.close().await;
-    Ok(kept)
 }
