@@ -186,13 +186,35 @@ impl Mailer {
             .message_id(Some(message_id(email, from)))
             .header(ContentType::TEXT_PLAIN)
             .body(email.body.clone())
-            .map_err(|error| Failure::Refused(format!("the message cannot be built: {error}")))?;
+            .map_err(|error| {
+                Failure::Refused(without_addresses(&format!(
+                    "the message cannot be built: {error}"
+                )))
+            })?;
         match transport.send(message).await {
             Ok(_) => Ok("smtp"),
-            Err(error) if error.is_permanent() => Err(Failure::Refused(error.to_string())),
-            Err(error) => Err(Failure::Transient(error.to_string())),
+            Err(error) if error.is_permanent() => {
+                Err(Failure::Refused(without_addresses(&error.to_string())))
+            }
+            Err(error) => Err(Failure::Transient(without_addresses(&error.to_string()))),
         }
     }
+}
+
+/// An SMTP server's reply with every word that holds an `@` replaced: refusals often
+/// quote the recipient's address, and the reply is stored with the email and logged.
+fn without_addresses(reply: &str) -> String {
+    reply
+        .split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                "[address]"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The same for every copy of one email: should the one repeat the outbox allows happen
@@ -218,6 +240,20 @@ pub(crate) const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_smtp_reply_is_kept_without_the_addresses_it_quotes() {
+        assert_eq!(
+            without_addresses(
+                "550 5.1.1 <bob@example.org>: Recipient address rejected: bob@example.org"
+            ),
+            "550 5.1.1 [address] Recipient address rejected: [address]"
+        );
+        assert_eq!(
+            without_addresses("421 try again later"),
+            "421 try again later"
+        );
+    }
 
     #[test]
     fn a_url_with_another_scheme_names_access_smtp_url_without_echoing_it() {
