@@ -142,9 +142,8 @@ mod tests {
 
     #[test]
     fn the_memory_held_for_organizations_is_set_in_events_and_a_bad_count_names_its_setting() {
-        let settings_with = |count: &str| {
-            settings(&[("ACCESS_JWT_SECRET", "s"), ("ACCESS_CACHE_EVENTS", count)])
-        };
+        let settings_with =
+            |count: &str| settings(&[("ACCESS_JWT_SECRET", "s"), ("ACCESS_CACHE_EVENTS", count)]);
         assert_eq!(settings_with("20000").unwrap().cached_events, 20_000);
         for bad in ["lots", "-1", "2.5e5"] {
             let error = settings_with(bad).unwrap_err().to_string();

@@ -155,11 +155,15 @@ async fn graphql(
     let run = match database.begin_idempotent(&person, &key, &identity).await {
         Ok(IdempotentStart::Fresh) => Run::Execute,
         Ok(IdempotentStart::TakenOver) => {
-            match database.request_committed(&request_tag(&person, &key)).await {
+            match database
+                .request_committed(&request_tag(&person, &key))
+                .await
+            {
                 Ok(true) => Run::AlreadyApplied,
                 Ok(false) => Run::Execute,
                 Err(error) => {
-                    let refusal = ApiError::internal("looking for a retried request's events", &error);
+                    let refusal =
+                        ApiError::internal("looking for a retried request's events", &error);
                     // The key stays taken over; the next retry looks again.
                     return answer(refusal_response(refusal));
                 }

@@ -881,9 +881,21 @@ impl Harness {
         let mut reload = Recorder::new();
         let (_, long_id, long_so) = &targets[0];
         let reloaded = format!("{}-long-reload", self.run);
-        staff_cycle(&gql, &mut reload, &secret, long_id, long_so, &reloaded, "long").await;
+        staff_cycle(
+            &gql,
+            &mut reload,
+            &secret,
+            long_id,
+            long_so,
+            &reloaded,
+            "long",
+        )
+        .await;
         if reload.total_errors() > 0 {
-            return Err(format!("reload commands failed: {:?}", reload.errors_by_code()));
+            return Err(format!(
+                "reload commands failed: {:?}",
+                reload.errors_by_code()
+            ));
         }
         let from_snapshot = first_request(&reload, "long");
         println!(

@@ -375,7 +375,11 @@ where
     /// cannot be read is only slower loads, so it is logged and passed over; the events
     /// are read next anyway, and fail there if the database does.
     async fn snapshot(&self, aggregate_id: &str, version: i32) -> Option<Loaded<A>> {
-        let kept = match self.database.snapshot_of(A::TYPE, aggregate_id, version).await {
+        let kept = match self
+            .database
+            .snapshot_of(A::TYPE, aggregate_id, version)
+            .await
+        {
             Ok(kept) => kept?,
             Err(error) => {
                 tracing::warn!(%error, aggregate = A::TYPE, aggregate_id, "replaying every event");

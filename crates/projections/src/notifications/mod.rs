@@ -115,7 +115,13 @@ impl Told {
             message.text.as_str().into(),
             at.into(),
         ]);
-        self.emails.push(outbox::queued(envelope.position, person, &organization, message, at));
+        self.emails.push(outbox::queued(
+            envelope.position,
+            person,
+            &organization,
+            message,
+            at,
+        ));
     }
 
     async fn write(self, tx: &mut Tx) -> Result<(), Error> {
@@ -191,8 +197,14 @@ async fn apply(
         RoleGranted {
             person, role, by, ..
         } => {
-            set_security_official(tx, batch, &organization, person, *role == Role::SecurityOfficial)
-                .await?;
+            set_security_official(
+                tx,
+                batch,
+                &organization,
+                person,
+                *role == Role::SecurityOfficial,
+            )
+            .await?;
             told.push((
                 one(person),
                 Notice::Approved {
@@ -258,7 +270,14 @@ async fn apply(
             note,
             ..
         } => {
-            set_security_official(tx, batch, &organization, person, *to == Role::SecurityOfficial).await?;
+            set_security_official(
+                tx,
+                batch,
+                &organization,
+                person,
+                *to == Role::SecurityOfficial,
+            )
+            .await?;
             told.push((
                 one(person),
                 Notice::RoleChanged {

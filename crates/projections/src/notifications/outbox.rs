@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{templates::Message, OUTBOX};
 use crate::error::Error;
-use crate::sql::{
-    code, fetch, from_code, params, parse_id, parse_time, Cells, Param, Tx,
-};
+use crate::sql::{code, fetch, from_code, params, parse_id, parse_time, Cells, Param, Tx};
 
 /// Where an email stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,11 +49,20 @@ pub struct PendingEmail {
 #[derive(Clone, Debug)]
 pub enum Outcome {
     /// `via`: `smtp`, or `log` when no SMTP server is configured.
-    Sent { via: &'static str },
+    Sent {
+        via: &'static str,
+    },
     /// Failed; try again from `at`.
-    Retry { at: DateTime<Utc>, error: String },
-    Dead { error: String },
-    Undeliverable { reason: String },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+    Undeliverable {
+        reason: String,
+    },
 }
 
 /// An email support should know about: given up, or never deliverable.
@@ -224,9 +231,13 @@ impl Outbox {
                     (EmailState::Pending, 1, *at, Some(error.as_str()), None)
                 }
                 Outcome::Dead { error } => (EmailState::Dead, 1, now, Some(error.as_str()), None),
-                Outcome::Undeliverable { reason } => {
-                    (EmailState::Undeliverable, 0, now, Some(reason.as_str()), None)
-                }
+                Outcome::Undeliverable { reason } => (
+                    EmailState::Undeliverable,
+                    0,
+                    now,
+                    Some(reason.as_str()),
+                    None,
+                ),
             };
             tx.execute(
                 &format!(

@@ -133,7 +133,8 @@ async fn view_indexes(database: &Database) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn every_view_rebuilt_from_scratch_alone_or_all_in_one_pass_equals_the_live_one_row_for_row() {
+async fn every_view_rebuilt_from_scratch_alone_or_all_in_one_pass_equals_the_live_one_row_for_row()
+{
     for h in harnesses().await {
         let projector = h.projector();
         history(&h).await;

@@ -115,7 +115,10 @@ async fn on_sqlite_writes_queue_for_one_connection_while_readers_have_their_own(
                 assert_eq!(seen, 1, "readers see the writer's commits");
             }
             (access_store::Pool::Postgres(_), access_store::Pool::Postgres(_)) => {}
-            _ => panic!("{}: the readers' pool is another kind of database", db.label),
+            _ => panic!(
+                "{}: the readers' pool is another kind of database",
+                db.label
+            ),
         }
     }
 }

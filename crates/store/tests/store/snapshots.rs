@@ -13,7 +13,12 @@ async fn fresh_process(url: &str, state_version: i32) -> AggregateStore<Counter>
 
 async fn add(store: &AggregateStore<Counter>, events: usize) {
     store
-        .execute("c-1", CounterCommand::Add { events }, HashMap::new(), |_, _| ())
+        .execute(
+            "c-1",
+            CounterCommand::Add { events },
+            HashMap::new(),
+            |_, _| (),
+        )
         .await
         .unwrap();
 }
@@ -40,21 +45,40 @@ async fn a_load_that_replays_many_events_keeps_a_snapshot_that_later_loads_start
         add(&writer, few).await;
         assert_eq!(count(&fresh_process(&db.url, 1).await).await, few);
         let kept = "SELECT count(*) FROM aggregate_snapshots";
-        assert_eq!(scalar(&database, kept).await, 0, "{}: few events, no snapshot", db.label);
+        assert_eq!(
+            scalar(&database, kept).await,
+            0,
+            "{}: few events, no snapshot",
+            db.label
+        );
         let unsnapshotted = AggregateStore::<Counter>::new(&database, ());
         let many = few + 201;
         add(&writer, 201).await;
         assert_eq!(count(&unsnapshotted).await, many);
-        assert_eq!(scalar(&database, kept).await, 0, "{}: snapshots not asked for", db.label);
+        assert_eq!(
+            scalar(&database, kept).await,
+            0,
+            "{}: snapshots not asked for",
+            db.label
+        );
 
         assert_eq!(count(&fresh_process(&db.url, 1).await).await, many);
         let sequence = "SELECT sequence FROM aggregate_snapshots WHERE aggregate_id = 'c-1'";
-        assert_eq!(scalar(&database, sequence).await, many as i64, "{}", db.label);
+        assert_eq!(
+            scalar(&database, sequence).await,
+            many as i64,
+            "{}",
+            db.label
+        );
         let state = format!(r#"{{"count":{many}}}"#);
         assert_eq!(kept_state(&database).await, state, "{}", db.label);
 
         // A state the events could never produce shows which one a load started from.
-        execute(&database, r#"UPDATE aggregate_snapshots SET state = '{"count":7}'"#).await;
+        execute(
+            &database,
+            r#"UPDATE aggregate_snapshots SET state = '{"count":7}'"#,
+        )
+        .await;
         assert_eq!(
             count(&fresh_process(&db.url, 1).await).await,
             7,
@@ -87,11 +111,24 @@ async fn a_snapshot_that_does_not_read_or_has_another_layout_is_passed_over_and_
         add(&writer, many).await;
         assert_eq!(count(&fresh_process(&db.url, 1).await).await, many);
 
-        execute(&database, "UPDATE aggregate_snapshots SET state = '{\"tally\":1}'").await;
-        assert_eq!(count(&fresh_process(&db.url, 1).await).await, many, "{}", db.label);
+        execute(
+            &database,
+            "UPDATE aggregate_snapshots SET state = '{\"tally\":1}'",
+        )
+        .await;
+        assert_eq!(
+            count(&fresh_process(&db.url, 1).await).await,
+            many,
+            "{}",
+            db.label
+        );
         assert_eq!(kept_state(&database).await, state, "{}", db.label);
 
-        execute(&database, r#"UPDATE aggregate_snapshots SET state = '{"count":7}'"#).await;
+        execute(
+            &database,
+            r#"UPDATE aggregate_snapshots SET state = '{"count":7}'"#,
+        )
+        .await;
         assert_eq!(
             count(&fresh_process(&db.url, 2).await).await,
             many,
