@@ -27,6 +27,20 @@ async fn count(store: &AggregateStore<Counter>) -> usize {
     store.read("c-1", |counter| counter.count).await.unwrap()
 }
 
+/// The count a process starting now reads, keeping snapshots of layout `state_version`.
+async fn count_on_start(url: &str, state_version: i32) -> usize {
+    count(&fresh_process(url, state_version).await).await
+}
+
+/// Overwrites the kept snapshot's state, as a corrupted or foreign row would be.
+async fn set_kept_state(database: &Database, state: &str) {
+    execute(
+        database,
+        &format!("UPDATE aggregate_snapshots SET state = '{state}'"),
+    )
+    .await;
+}
+
 async fn kept_state(database: &Database) -> String {
     let sql = "SELECT state FROM aggregate_snapshots";
     match database.pool() {
@@ -43,7 +57,7 @@ async fn a_load_that_replays_many_events_keeps_a_snapshot_that_later_loads_start
         let writer = fresh_process(&db.url, 1).await;
         let few = SNAPSHOT_AFTER_REPLAYING - 1;
         add(&writer, few).await;
-        assert_eq!(count(&fresh_process(&db.url, 1).await).await, few);
+        assert_eq!(count_on_start(&db.url, 1).await, few);
         let kept = "SELECT count(*) FROM aggregate_snapshots";
         assert_eq!(
             scalar(&database, kept).await,
@@ -62,7 +76,7 @@ async fn a_load_that_replays_many_events_keeps_a_snapshot_that_later_loads_start
             db.label
         );
 
-        assert_eq!(count(&fresh_process(&db.url, 1).await).await, many);
+        assert_eq!(count_on_start(&db.url, 1).await, many);
         let sequence = "SELECT sequence FROM aggregate_snapshots WHERE aggregate_id = 'c-1'";
         assert_eq!(
             scalar(&database, sequence).await,
@@ -74,20 +88,16 @@ async fn a_load_that_replays_many_events_keeps_a_snapshot_that_later_loads_start
         assert_eq!(kept_state(&database).await, state, "{}", db.label);
 
         // A state the events could never produce shows which one a load started from.
-        execute(
-            &database,
-            r#"UPDATE aggregate_snapshots SET state = '{"count":7}'"#,
-        )
-        .await;
+        set_kept_state(&database, r#"{"count":7}"#).await;
         assert_eq!(
-            count(&fresh_process(&db.url, 1).await).await,
+            count_on_start(&db.url, 1).await,
             7,
             "{}: the load did not start from the snapshot",
             db.label
         );
         add(&writer, 1).await;
         assert_eq!(
-            count(&fresh_process(&db.url, 1).await).await,
+            count_on_start(&db.url, 1).await,
             many + 1,
             "{}: the events after the snapshot were not applied",
             db.label
@@ -109,28 +119,15 @@ async fn a_snapshot_that_does_not_read_or_has_another_layout_is_passed_over_and_
         let many = SNAPSHOT_AFTER_REPLAYING + 200;
         let state = format!(r#"{{"count":{many}}}"#);
         add(&writer, many).await;
-        assert_eq!(count(&fresh_process(&db.url, 1).await).await, many);
+        assert_eq!(count_on_start(&db.url, 1).await, many);
 
-        execute(
-            &database,
-            "UPDATE aggregate_snapshots SET state = '{\"tally\":1}'",
-        )
-        .await;
-        assert_eq!(
-            count(&fresh_process(&db.url, 1).await).await,
-            many,
-            "{}",
-            db.label
-        );
+        set_kept_state(&database, r#"{"tally":1}"#).await;
+        assert_eq!(count_on_start(&db.url, 1).await, many, "{}", db.label);
         assert_eq!(kept_state(&database).await, state, "{}", db.label);
 
-        execute(
-            &database,
-            r#"UPDATE aggregate_snapshots SET state = '{"count":7}'"#,
-        )
-        .await;
+        set_kept_state(&database, r#"{"count":7}"#).await;
         assert_eq!(
-            count(&fresh_process(&db.url, 2).await).await,
+            count_on_start(&db.url, 2).await,
             many,
             "{}: a snapshot of layout 1 was read as layout 2",
             db.label
