@@ -2,7 +2,7 @@
 //! automatic name match, manual verification by NPI + SSN + PTAN, and the
 //! limit that keeps an SSN guesser from trying forever.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use access_domain::identifiers::{Npi, OrganizationId, PersonId, Ptan, Ssn};
 use access_reference::{ClinicianRecord, ReferenceData};
 
 use crate::error::{ApiError, ApiResult};
+use crate::per_person::PerPerson;
 
 /// Failed manual verifications allowed per person within [`FAILURE_WINDOW`].
 pub const MAX_FAILURES: usize = 5;
@@ -20,14 +21,14 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// tries at most.
 #[derive(Default)]
 pub struct FailureLimiter {
-    failures: Mutex<HashMap<PersonId, VecDeque<Instant>>>,
+    failures: Mutex<PerPerson<VecDeque<Instant>>>,
 }
 
 impl FailureLimiter {
     /// Refuses while the person has used up their failures in the window.
     pub fn check(&self, person: &PersonId) -> ApiResult<()> {
         let mut failures = self.failures.lock().expect("limiter lock");
-        let Some(recent) = failures.get_mut(person) else {
+        let Some(recent) = failures.entries.get_mut(person) else {
             return Ok(());
         };
         let now = Instant::now();
@@ -50,10 +51,17 @@ impl FailureLimiter {
 
     pub fn record_failure(&self, person: &PersonId) {
         let mut failures = self.failures.lock().expect("limiter lock");
+        let now = Instant::now();
+        failures.prune_when_grown(|recent| {
+            recent
+                .back()
+                .is_none_or(|latest| now.duration_since(*latest) >= FAILURE_WINDOW)
+        });
         failures
+            .entries
             .entry(person.clone())
             .or_default()
-            .push_back(Instant::now());
+            .push_back(now);
     }
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 mod http;
 mod notifications;
 mod observe;
+mod per_person;
 mod read_models;
 pub mod schema;
 mod service;

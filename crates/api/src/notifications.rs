@@ -5,7 +5,6 @@
 //! A notification's id is `<event position>:<person id>`: one event may tell several
 //! people (a new request, every Security Official), each of whom gets an id of their own.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use async_graphql::ID;
 
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
+use crate::per_person::PerPerson;
 use crate::read_models::Notification;
 use crate::service::AccessService;
 
@@ -92,7 +92,7 @@ pub(crate) async fn remember(service: &AccessService, identity: &Identity) {
 /// (`access-server erase-person`) is written again by the person's next mutation
 /// within minutes.
 #[derive(Default)]
-pub(crate) struct RecentlyRemembered(Mutex<HashMap<PersonId, Recorded>>);
+pub(crate) struct RecentlyRemembered(Mutex<PerPerson<Recorded>>);
 
 struct Recorded {
     display_name: Option<String>,
@@ -101,15 +101,13 @@ struct Recorded {
 }
 
 const REMEMBER_AGAIN_AFTER: Duration = Duration::from_secs(300);
-/// Past this many people the memory starts afresh: it saves writes, it is not a directory.
-const REMEMBERED_AT_MOST: usize = 100_000;
 
 impl RecentlyRemembered {
     /// True unless the same name and address were recorded for the person lately;
     /// counts them as recorded from now on.
     fn needs_recording(&self, identity: &Identity) -> bool {
         let mut recorded = self.0.lock().expect("never poisoned");
-        let fresh = recorded.get(&identity.person).is_some_and(|seen| {
+        let fresh = recorded.entries.get(&identity.person).is_some_and(|seen| {
             seen.display_name == identity.display_name
                 && seen.email == identity.email
                 && seen.at.elapsed() < REMEMBER_AGAIN_AFTER
@@ -117,10 +115,8 @@ impl RecentlyRemembered {
         if fresh {
             return false;
         }
-        if recorded.len() >= REMEMBERED_AT_MOST {
-            recorded.clear();
-        }
-        recorded.insert(
+        recorded.prune_when_grown(|seen| seen.at.elapsed() >= REMEMBER_AGAIN_AFTER);
+        recorded.entries.insert(
             identity.person.clone(),
             Recorded {
                 display_name: identity.display_name.clone(),
@@ -132,6 +128,10 @@ impl RecentlyRemembered {
     }
 
     fn forget(&self, person: &PersonId) {
-        self.0.lock().expect("never poisoned").remove(person);
+        self.0
+            .lock()
+            .expect("never poisoned")
+            .entries
+            .remove(person);
     }
 }

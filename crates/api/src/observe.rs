@@ -15,6 +15,7 @@ use async_graphql::{ServerError, ServerResult, Value};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::per_person::PerPerson;
 use crate::service::AccessService;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
@@ -123,44 +124,25 @@ impl Metrics {
 pub struct MutationLimit {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<Buckets>,
+    buckets: Mutex<PerPerson<(f64, Instant)>>,
 }
-
-struct Buckets {
-    by_person: HashMap<PersonId, (f64, Instant)>,
-    /// Past this many people, full buckets are dropped.
-    prune_above: usize,
-}
-
-/// People tracked before the first pruning: a bucket per person who ever made a change
-/// would grow with every new person, for as long as the process lives.
-const PRUNE_ABOVE: usize = 10_000;
 
 impl MutationLimit {
     pub fn new(per_second: f64, burst: f64) -> Self {
         Self {
             per_second,
             burst,
-            buckets: Mutex::new(Buckets {
-                by_person: HashMap::new(),
-                prune_above: PRUNE_ABOVE,
-            }),
+            buckets: Mutex::new(PerPerson::default()),
         }
     }
 
     fn take(&self, person: &PersonId) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("limit lock");
-        if buckets.by_person.len() >= buckets.prune_above {
-            // A bucket refilled to the full burst is the same as none at all.
-            let refilled = Duration::from_secs_f64(self.burst / self.per_second);
-            buckets
-                .by_person
-                .retain(|_, (_, refilled_at)| now.duration_since(*refilled_at) < refilled);
-            // Doubling keeps the pruning rare when most people are active.
-            buckets.prune_above = PRUNE_ABOVE.max(buckets.by_person.len() * 2);
-        }
-        let buckets = &mut buckets.by_person;
+        // A bucket refilled to the full burst is the same as none at all.
+        let refilled = Duration::from_secs_f64(self.burst / self.per_second);
+        buckets.prune_when_grown(|(_, refilled_at)| now.duration_since(*refilled_at) >= refilled);
+        let buckets = &mut buckets.entries;
         let (tokens, refilled_at) = buckets.entry(person.clone()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*refilled_at).as_secs_f64() * self.per_second)
             .min(self.burst);
@@ -244,25 +226,26 @@ impl Extension for ObserveRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::per_person::FIRST_PRUNING_AT;
 
     fn person(number: usize) -> PersonId {
         PersonId::parse(&format!("person-{number}")).unwrap()
     }
 
     fn tracked(limit: &MutationLimit) -> usize {
-        limit.buckets.lock().unwrap().by_person.len()
+        limit.buckets.lock().unwrap().entries.len()
     }
 
     #[test]
     fn people_whose_buckets_refilled_are_forgotten_once_many_are_tracked() {
         // Full again a millisecond after each change.
         let limit = MutationLimit::new(1_000.0, 1.0);
-        for number in 0..PRUNE_ABOVE {
+        for number in 0..FIRST_PRUNING_AT {
             limit.take(&person(number)).unwrap();
         }
-        assert_eq!(tracked(&limit), PRUNE_ABOVE);
+        assert_eq!(tracked(&limit), FIRST_PRUNING_AT);
         std::thread::sleep(Duration::from_millis(5));
-        limit.take(&person(PRUNE_ABOVE)).unwrap();
+        limit.take(&person(FIRST_PRUNING_AT)).unwrap();
         assert_eq!(tracked(&limit), 1);
     }
 
@@ -271,10 +254,10 @@ mod tests {
         // A change a thousand seconds.
         let limit = MutationLimit::new(0.001, 1.0);
         limit.take(&person(0)).unwrap();
-        for number in 1..=PRUNE_ABOVE {
+        for number in 1..=FIRST_PRUNING_AT {
             limit.take(&person(number)).unwrap();
         }
         assert!(limit.take(&person(0)).is_err());
-        assert_eq!(tracked(&limit), PRUNE_ABOVE + 1);
+        assert_eq!(tracked(&limit), FIRST_PRUNING_AT + 1);
     }
 }
