@@ -1,7 +1,7 @@
 //! One choke point every root field passes through: it counts and times each
 //! operation for `/metrics` and applies the per-person mutation rate limit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
