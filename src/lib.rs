@@ -111,7 +111,7 @@ pub async fn start(
         projector.clone(),
         settings.cached_events,
     );
-    let app = access_api::router(service, verifier);
+    let app = access_api::router(service, verifier, settings.max_requests);
     let serving = projector.clone();
     let handle = tokio::spawn(async move {
         let served = axum::serve(listener, app)

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use access_api::auth::{AuthConfigError, TokenVerifier, DEV_SECRET};
+use access_api::MAX_REQUESTS;
 use access_notifications::{MailSettings, MailSettingsError};
 use access_store::CACHED_EVENTS;
 
@@ -26,6 +27,8 @@ pub enum SettingsError {
     DevAuth(String),
     #[error("ACCESS_CACHE_EVENTS: expected a whole number of events such as 250000, got {0:?}")]
     CacheEvents(String),
+    #[error("ACCESS_MAX_REQUESTS: expected a whole number of requests of at least 1 such as 256, got {0:?}")]
+    MaxRequests(String),
     #[error(transparent)]
     Auth(#[from] AuthConfigError),
     #[error(transparent)]
@@ -56,6 +59,8 @@ pub struct Settings {
     /// `ACCESS_CACHE_EVENTS`: the organizations held in memory, measured in the events
     /// folded into them (a few hundred bytes each).
     pub cached_events: usize,
+    /// `ACCESS_MAX_REQUESTS`: GraphQL requests served at once; more are turned away.
+    pub max_requests: usize,
 }
 
 impl Settings {
@@ -95,6 +100,15 @@ impl Settings {
                     .trim()
                     .parse()
                     .map_err(|_| SettingsError::CacheEvents(text.clone()))?,
+            },
+            max_requests: match set("ACCESS_MAX_REQUESTS") {
+                None => MAX_REQUESTS,
+                Some(text) => text
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|&count: &usize| count > 0)
+                    .ok_or_else(|| SettingsError::MaxRequests(text.clone()))?,
             },
         })
     }
@@ -138,6 +152,7 @@ mod tests {
         assert!(settings.mail.smtp.is_none(), "emails go to the log");
         assert_eq!(settings.mail.from.to_string(), "no-reply@localhost");
         assert_eq!(settings.cached_events, 250_000);
+        assert_eq!(settings.max_requests, 256);
     }
 
     #[test]
@@ -148,6 +163,17 @@ mod tests {
         for bad in ["lots", "-1", "2.5e5"] {
             let error = settings_with(bad).unwrap_err().to_string();
             assert!(error.starts_with("ACCESS_CACHE_EVENTS"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_requests_served_at_once_are_at_least_one_and_a_bad_count_names_its_setting() {
+        let settings_with =
+            |count: &str| settings(&[("ACCESS_JWT_SECRET", "s"), ("ACCESS_MAX_REQUESTS", count)]);
+        assert_eq!(settings_with(" 64 ").unwrap().max_requests, 64);
+        for bad in ["0", "many", "-5", "1.5"] {
+            let error = settings_with(bad).unwrap_err().to_string();
+            assert!(error.starts_with("ACCESS_MAX_REQUESTS"), "{error}");
         }
     }
 

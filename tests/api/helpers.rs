@@ -55,6 +55,7 @@ pub async fn spawn_app_with(
         audience: None,
         mail: Default::default(),
         cached_events: access_store::CACHED_EVENTS,
+        max_requests: access_api::MAX_REQUESTS,
     };
     configure(&mut settings);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -386,3 +386,109 @@ async fn every_response_carries_the_request_id() {
         );
     }
 }
+
+#[tokio::test]
+async fn past_the_requests_it_serves_at_once_a_server_turns_more_away_unstarted_and_retryable() {
+    const STAFF_REQUEST: &str =
+        "mutation($input: RequestRoleInput!) { requestRole(input: $input) { request { state } } }";
+    let staff_request = json!({ "input": { "organizationId": GREENVILLE, "role": "STAFF_USER" } });
+    for database in fresh_databases().await {
+        let app = spawn_app_with(database, |settings| settings.max_requests = 1).await;
+        app.first_security_official_of_greenville("alice").await;
+        let mut accepted = Vec::new();
+        let mut turned_away = Vec::new();
+        // Concurrent requests on one allowed at a time: nearly always some are turned
+        // away in the first round; rounds repeat so that a slow machine cannot pass
+        // vacuously.
+        for round in 0..20 {
+            let people: Vec<String> = (0..32).map(|n| format!("staff-{round}-{n}")).collect();
+            let answers = futures_util::future::join_all(people.iter().map(|person| {
+                let (bearer, key) = (token(person, &[]), format!("key-{person}"));
+                let variables = staff_request.clone();
+                let app = &app;
+                async move {
+                    app.with_idempotency_key(&bearer, &key, STAFF_REQUEST, variables)
+                        .await
+                }
+            }))
+            .await;
+            for (person, answer) in people.into_iter().zip(answers) {
+                let status = answer.status();
+                let retry_after = answer.headers().get("retry-after").cloned();
+                let body: Value = answer.json().await.unwrap();
+                if status == 503 {
+                    assert_eq!(retry_after.unwrap(), "1", "{}", app.label);
+                    assert_eq!(
+                        body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+                        "{}",
+                        app.label
+                    );
+                    turned_away.push(person);
+                } else {
+                    assert_eq!(
+                        body["data"]["requestRole"]["request"]["state"], "PENDING",
+                        "{}: {body}",
+                        app.label
+                    );
+                    accepted.push(person);
+                }
+            }
+            if !turned_away.is_empty() {
+                break;
+            }
+        }
+        assert!(!turned_away.is_empty(), "{}: none turned away", app.label);
+
+        let events = app.stored_events().await;
+        let mentions = |person: &str| {
+            let quoted = format!("\"{person}\"");
+            events
+                .iter()
+                .filter(|event| event.payload.to_string().contains(&quoted))
+                .count()
+        };
+        assert!(
+            accepted.iter().all(|person| mentions(person) > 0),
+            "{}",
+            app.label
+        );
+        assert!(
+            turned_away.iter().all(|person| mentions(person) == 0),
+            "{}: a turned-away request wrote",
+            app.label
+        );
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let counted = format!(
+            "access_graphql_requests_turned_away_total {}",
+            turned_away.len()
+        );
+        assert!(
+            metrics.contains(&counted),
+            "{}: {counted} not in\n{metrics}",
+            app.label
+        );
+        assert!(
+            metrics.contains("access_graphql_requests_in_flight 0"),
+            "{}",
+            app.label
+        );
+
+        // Nothing was kept for its key either: the retry runs the request.
+        let person = &turned_away[0];
+        let retried = app
+            .with_idempotency_key(
+                &token(person, &[]),
+                &format!("key-{person}"),
+                STAFF_REQUEST,
+                staff_request.clone(),
+            )
+            .await;
+        assert_eq!(retried.status(), 200, "{}", app.label);
+        let body: Value = retried.json().await.unwrap();
+        assert_eq!(
+            body["data"]["requestRole"]["request"]["state"], "PENDING",
+            "{}: {body}",
+            app.label
+        );
+    }
+}

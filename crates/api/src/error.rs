@@ -111,6 +111,8 @@ pub enum ApiError {
     TooManyMutations,
     /// The request took longer than the server allows.
     Timeout,
+    /// The process serves as many requests as it is set to; this one was not started.
+    Busy,
     /// The first request with the same Idempotency-Key is still running.
     IdempotentInProgress,
     /// The first request with the same Idempotency-Key saved its changes, and its
@@ -169,6 +171,9 @@ impl ApiError {
             ),
             ApiError::TooManyMutations => "Too many changes in a short time; slow down and retry in a second.".into(),
             ApiError::Timeout => "The request took too long and was stopped; it is safe to retry.".into(),
+            ApiError::Busy => {
+                "The server is serving as many requests as it can and did not start this one; retry in a second, with the same Idempotency-Key if you sent one.".into()
+            }
             ApiError::IdempotentInProgress => {
                 "The first request with this Idempotency-Key is still being processed; retry shortly.".into()
             }
@@ -187,7 +192,7 @@ impl ApiError {
             ApiError::Refused(refusal) => refusal_code(refusal),
             ApiError::Conflict | ApiError::IdempotentInProgress => ErrorCode::Conflict,
             ApiError::Internal | ApiError::NpiAssociationFailed => ErrorCode::Internal,
-            ApiError::Unavailable => ErrorCode::Unavailable,
+            ApiError::Unavailable | ApiError::Busy => ErrorCode::Unavailable,
             ApiError::ClinicianNotFound => ErrorCode::ClinicianNotFound,
             ApiError::ClinicianInfoMissing => ErrorCode::ClinicianInfoMissing,
             ApiError::ClinicianNotVerified => ErrorCode::ClinicianNotVerified,

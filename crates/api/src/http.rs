@@ -1,7 +1,8 @@
 //! HTTP endpoints: GraphQL (POST, GraphiQL on GET, subscriptions over
 //! WebSocket) and the operational probes and metrics.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
@@ -15,6 +16,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use access_store::IdempotentStart;
@@ -33,16 +35,56 @@ const REQUEST_ID: &str = "x-request-id";
 const READY_LAG_BOUND: i64 = 10_000;
 /// A client's key for retrying a request safely (docs/api.md).
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// GraphQL requests one process serves at once unless `ACCESS_MAX_REQUESTS` says
+/// otherwise: well above what two cores keep busy (a few dozen at full load), far below
+/// what exhausts memory or file descriptors.
+pub const MAX_REQUESTS: usize = 256;
+/// Longest between two log lines about requests turned away.
+const BUSY_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 struct AppState {
     schema: AccessSchema,
     verifier: TokenVerifier,
     service: AccessService,
+    serving: Arc<Serving>,
 }
 
-/// The whole HTTP surface of the server.
-pub fn router(service: AccessService, verifier: TokenVerifier) -> Router {
+/// The GraphQL requests being served. Past the limit a request is turned away at once:
+/// an overloaded server that queued everything would answer nobody in time, and grow
+/// until it ran out of memory or file descriptors.
+struct Serving {
+    permits: Semaphore,
+    limit: usize,
+    last_warned: Mutex<Option<Instant>>,
+}
+
+impl Serving {
+    fn in_flight(&self) -> usize {
+        self.limit - self.permits.available_permits()
+    }
+
+    /// Logs the load, at most once per [`BUSY_WARNING_EVERY`], since under overload
+    /// every request would.
+    fn warn_turned_away(&self, total: u64) {
+        let mut last = self
+            .last_warned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= BUSY_WARNING_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                limit = self.limit,
+                turned_away_since_start = total,
+                "serving as many GraphQL requests as ACCESS_MAX_REQUESTS allows; turning more away"
+            );
+        }
+    }
+}
+
+/// The whole HTTP surface of the server; at most `max_requests` GraphQL requests are
+/// served at once.
+pub fn router(service: AccessService, verifier: TokenVerifier, max_requests: usize) -> Router {
     let schema = schema::build(Some(service.clone()));
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
@@ -56,6 +98,11 @@ pub fn router(service: AccessService, verifier: TokenVerifier) -> Router {
             schema,
             verifier,
             service,
+            serving: Arc::new(Serving {
+                permits: Semaphore::new(max_requests),
+                limit: max_requests,
+                last_warned: Mutex::new(None),
+            }),
         })
 }
 
@@ -137,6 +184,10 @@ async fn graphql(
     headers: HeaderMap,
     request: GraphQLRequest<MalformedRequest>,
 ) -> Response {
+    // Taken before anything is read or written, so a request turned away did nothing.
+    let Ok(_serving) = state.serving.permits.try_acquire() else {
+        return turned_away(&state);
+    };
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
@@ -215,6 +266,20 @@ async fn graphql(
         Err(error) => tracing::error!(%error, "keeping an idempotent answer"),
     }
     json_body(body)
+}
+
+/// HTTP 503 with `Retry-After`, which proxies and load balancers understand, and the
+/// `UNAVAILABLE` answer clients already retry.
+fn turned_away(state: &AppState) -> Response {
+    let total = state.service.metrics().turned_away();
+    state.serving.warn_turned_away(total);
+    let mut response = answer(refusal_response(ApiError::Busy));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// What a request with an idempotency key does once its key is held.
@@ -430,6 +495,12 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.service.metrics().render();
+    text.push_str("# HELP access_graphql_requests_in_flight GraphQL requests being served now (at most ACCESS_MAX_REQUESTS).\n");
+    text.push_str("# TYPE access_graphql_requests_in_flight gauge\n");
+    text.push_str(&format!(
+        "access_graphql_requests_in_flight {}\n",
+        state.serving.in_flight()
+    ));
     // The lag is read from the database, so every server reports the views'
     // true state whichever server writes them.
     let database = state.service.database();

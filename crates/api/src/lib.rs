@@ -15,5 +15,5 @@ mod service;
 mod subscriptions;
 mod types;
 
-pub use http::router;
+pub use http::{router, MAX_REQUESTS};
 pub use service::AccessService;

@@ -49,6 +49,7 @@ pub struct Metrics {
     outcomes: Mutex<BTreeMap<(String, String), u64>>,
     latencies: Mutex<BTreeMap<String, Histogram>>,
     events_appended: AtomicU64,
+    turned_away: AtomicU64,
 }
 
 impl Metrics {
@@ -70,6 +71,11 @@ impl Metrics {
     pub fn events_appended(&self, count: usize) {
         self.events_appended
             .fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a GraphQL request turned away for want of capacity; answers the count so far.
+    pub(crate) fn turned_away(&self) -> u64 {
+        self.turned_away.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The Prometheus text exposition of every series.
@@ -114,6 +120,13 @@ impl Metrics {
             text,
             "access_events_appended_total {}",
             self.events_appended.load(Ordering::Relaxed)
+        );
+        text.push_str("# HELP access_graphql_requests_turned_away_total GraphQL requests answered UNAVAILABLE (HTTP 503) unstarted, the process serving ACCESS_MAX_REQUESTS already.\n");
+        text.push_str("# TYPE access_graphql_requests_turned_away_total counter\n");
+        let _ = writeln!(
+            text,
+            "access_graphql_requests_turned_away_total {}",
+            self.turned_away.load(Ordering::Relaxed)
         );
         text
     }
