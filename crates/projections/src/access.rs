@@ -561,7 +561,7 @@ impl<R: Table> Rows<R> {
                 keys,
                 |keys| {
                     format!(
-                        "SELECT {}, {} FROM {table} WHERE ({}) IN (VALUES {keys})",
+                        "SELECT {}, {} FROM {table} WHERE ({}) IN ({keys})",
                         R::KEY,
                         R::COLUMNS.join(", "),
                         R::KEY
@@ -602,7 +602,7 @@ impl<R: Table> Rows<R> {
         }
         let columns = format!("{}, {}", R::KEY, R::COLUMNS.join(", "));
         tx.execute_rows(inserted, |rows| {
-            format!("INSERT INTO {table} ({columns}) VALUES {rows}")
+            format!("INSERT INTO {table} ({columns}) {rows}")
         })
         .await?;
         let updates: Vec<String> = R::COLUMNS
@@ -611,7 +611,7 @@ impl<R: Table> Rows<R> {
             .collect();
         tx.execute_rows(upserted, |rows| {
             format!(
-                "INSERT INTO {table} ({columns}) VALUES {rows} \
+                "INSERT INTO {table} ({columns}) {rows} \
                  ON CONFLICT ({}) DO UPDATE SET {}",
                 R::KEY,
                 updates.join(", ")
@@ -619,7 +619,7 @@ impl<R: Table> Rows<R> {
         })
         .await?;
         tx.execute_rows(deleted, |keys| {
-            format!("DELETE FROM {table} WHERE ({}) IN (VALUES {keys})", R::KEY)
+            format!("DELETE FROM {table} WHERE ({}) IN ({keys})", R::KEY)
         })
         .await
     }

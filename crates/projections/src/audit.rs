@@ -94,7 +94,7 @@ pub(crate) async fn apply_batch(
     tx.execute_rows(rows, |values| {
         format!(
             "INSERT INTO {table} (position, organization_id, sequence, event_type, \
-             event_version, occurred_at, actor_id, subject_id, payload) VALUES {values}"
+             event_version, occurred_at, actor_id, subject_id, payload) {values}"
         )
     })
     .await

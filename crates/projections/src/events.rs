@@ -4,6 +4,7 @@ use access_domain::identifiers::{OrganizationId, PersonId};
 use access_domain::{Organization, OrganizationEvent};
 use access_store::{Database, StoredEvent};
 use cqrs_es::Aggregate;
+use serde::Deserialize;
 
 use crate::error::Error;
 
@@ -31,7 +32,7 @@ impl Envelope {
         };
         // The payload is externally tagged (`{"RoleRequested": {...}}`), as the domain
         // type serializes.
-        let event = serde_json::from_value(stored.payload.clone()).map_err(|_| undecodable())?;
+        let event = OrganizationEvent::deserialize(&stored.payload).map_err(|_| undecodable())?;
         let organization =
             OrganizationId::parse(&stored.aggregate_id).map_err(|_| undecodable())?;
         Ok(Some(Envelope {

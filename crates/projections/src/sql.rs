@@ -1,6 +1,6 @@
 //! One SQL text for both databases. Statements use `$N` placeholders (which sqlx's SQLite
-//! driver accepts as well as PostgreSQL's; the long `VALUES` lists of
-//! [`Tx::execute_rows`] are numbered for each database), text and integer columns only,
+//! driver accepts as well as PostgreSQL's; the many rows of [`Tx::execute_rows`] are
+//! written for each database), text and integer columns only,
 //! and times in one fixed-width text form, so the views' logic and the reads are written
 //! once.
 
@@ -65,15 +65,14 @@ macro_rules! params {
 }
 pub(crate) use params;
 
-/// Values one statement of many rows binds at most: well under the limits of SQLite
-/// (32,766) and PostgreSQL (65,535) on parameters per statement.
+/// Values one SQLite statement of many rows binds at most: well under its limit of 32,766.
 const PARAMETERS_PER_STATEMENT: usize = 5_000;
 
-/// `($1, $2), ($3, $4)`: the placeholders of `rows` rows of `columns` values each, for a
-/// `VALUES` list, numbered after `prefix`. SQLite reads `$N` as a name and looks each one
-/// up among the statement's earlier names, a time growing with the square of the values
-/// (a third of a 340-row INSERT's time): there they are `?N`, which it reads as numbers.
-fn placeholder_rows(rows: usize, columns: usize, prefix: char) -> String {
+/// `(?1, ?2), (?3, ?4)`: the placeholders of `rows` rows of `columns` values each, for a
+/// SQLite `VALUES` list. SQLite reads `$N` as a name and looks each one up among the
+/// statement's earlier names, a time growing with the square of the values (a third of a
+/// 340-row INSERT's time); `?N` it reads as a number.
+fn placeholder_rows(rows: usize, columns: usize) -> String {
     let mut text = String::with_capacity(rows * columns * 7);
     for row in 0..rows {
         if row > 0 {
@@ -84,7 +83,7 @@ fn placeholder_rows(rows: usize, columns: usize, prefix: char) -> String {
             if column > 0 {
                 text.push_str(", ");
             }
-            text.push(prefix);
+            text.push('?');
             text.push_str(&(row * columns + column + 1).to_string());
         }
         text.push(')');
@@ -94,7 +93,7 @@ fn placeholder_rows(rows: usize, columns: usize, prefix: char) -> String {
 
 /// `rows`, all of one width, cut into as many statements' worth as the parameter limit
 /// needs: each chunk's placeholders and its values in order.
-fn row_chunks(rows: Vec<Vec<Param>>, prefix: char) -> Vec<(String, Vec<Param>)> {
+fn row_chunks(rows: Vec<Vec<Param>>) -> Vec<(String, Vec<Param>)> {
     let columns = rows.first().map_or(1, Vec::len).max(1);
     let per_statement = (PARAMETERS_PER_STATEMENT / columns).max(1);
     let mut chunks = Vec::with_capacity(rows.len().div_ceil(per_statement));
@@ -107,9 +106,59 @@ fn row_chunks(rows: Vec<Vec<Param>>, prefix: char) -> Vec<(String, Vec<Param>)> 
             values.extend(row);
             count += 1;
         }
-        chunks.push((placeholder_rows(count, columns, prefix), values));
+        chunks.push((placeholder_rows(count, columns), values));
     }
     chunks
+}
+
+/// One column of many rows, bound as one PostgreSQL array.
+enum ColumnArray {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+}
+
+/// `rows` turned into one array per column and the `UNNEST` that reads them back as
+/// rows. A column is `bigint` when it holds a number, `text` otherwise (the views store
+/// nothing else); a NULL is NULL in either.
+fn column_arrays(rows: Vec<Vec<Param>>) -> (String, Vec<ColumnArray>) {
+    let width = rows.first().map_or(0, Vec::len);
+    let mut arrays: Vec<ColumnArray> = (0..width)
+        .map(|column| {
+            if rows.iter().any(|row| matches!(row[column], Param::Int(_))) {
+                ColumnArray::Int(Vec::with_capacity(rows.len()))
+            } else {
+                ColumnArray::Text(Vec::with_capacity(rows.len()))
+            }
+        })
+        .collect();
+    for row in rows {
+        debug_assert_eq!(row.len(), width, "the rows of a statement have one width");
+        for (array, value) in arrays.iter_mut().zip(row) {
+            match (array, value) {
+                (ColumnArray::Int(values), Param::Int(number)) => values.push(Some(number)),
+                (ColumnArray::Int(values), Param::Text(text)) => {
+                    debug_assert!(text.is_none(), "a number column holds numbers or NULL");
+                    values.push(None);
+                }
+                (ColumnArray::Text(values), Param::Text(text)) => values.push(text),
+                (ColumnArray::Text(_), Param::Int(_)) => {
+                    unreachable!("a column with a number is a number column")
+                }
+            }
+        }
+    }
+    let casts: Vec<String> = arrays
+        .iter()
+        .enumerate()
+        .map(|(index, array)| match array {
+            ColumnArray::Int(_) => format!("${}::bigint[]", index + 1),
+            ColumnArray::Text(_) => format!("${}::text[]", index + 1),
+        })
+        .collect();
+    (
+        format!("SELECT * FROM UNNEST({})", casts.join(", ")),
+        arrays,
+    )
 }
 
 /// How views store an instant: RFC 3339 in UTC with exactly nine fractional digits, so
@@ -239,15 +288,6 @@ impl Tx {
         matches!(self, Tx::Postgres(_))
     }
 
-    /// How [`placeholder_rows`] numbers values on this database.
-    fn placeholder(&self) -> char {
-        if self.is_postgres() {
-            '$'
-        } else {
-            '?'
-        }
-    }
-
     pub(crate) async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<(), Error> {
         match self {
             Tx::Sqlite(tx) => {
@@ -272,30 +312,49 @@ impl Tx {
         }
     }
 
-    /// Runs `statement(values)` once per few hundred of `rows` (all of one width), where
-    /// `values` is those rows' placeholders, `($1, $2), ($3, $4)`, to put after `VALUES`:
-    /// many rows written in one round trip, within the databases' parameter limits.
+    /// Runs `statement(rows)` for `rows` (all of one width), where `rows` is a row source
+    /// to put where a `VALUES` list goes: `INSERT INTO t (a, b) {rows}`,
+    /// `WHERE (a, b) IN ({rows})`. See [`Tx::fetch_rows`].
     pub(crate) async fn execute_rows(
         &mut self,
         rows: Vec<Vec<Param>>,
         statement: impl Fn(&str) -> String,
     ) -> Result<(), Error> {
-        for (values, params) in row_chunks(rows, self.placeholder()) {
-            self.execute(&statement(&values), &params).await?;
-        }
-        Ok(())
+        self.fetch_rows(rows, statement, |_| Ok(())).await.map(drop)
     }
 
-    /// [`Tx::execute_rows`] for a query: every chunk's rows, each mapped by `map`.
+    /// [`Tx::execute_rows`] for a query: its rows, each mapped by `map`. On PostgreSQL the
+    /// source is `SELECT * FROM UNNEST($1::bigint[], $2::text[], …)`, one array per column:
+    /// one statement for any number of rows, whose text is the same for every batch, so
+    /// it is planned once per connection; a `VALUES` list of a thousand rows was parsed
+    /// and planned anew each time. On SQLite it is a `VALUES` list per few hundred rows,
+    /// within its parameter limit.
     pub(crate) async fn fetch_rows<T>(
         &mut self,
         rows: Vec<Vec<Param>>,
         statement: impl Fn(&str) -> String,
         map: impl Fn(&dyn Cells) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Tx::Postgres(tx) = self {
+            let (source, arrays) = column_arrays(rows);
+            let sql = statement(&source);
+            let mut query = sqlx::query(&sql);
+            for array in arrays {
+                query = match array {
+                    ColumnArray::Int(values) => query.bind(values),
+                    ColumnArray::Text(values) => query.bind(values),
+                };
+            }
+            let found = query.fetch_all(&mut **tx).await?;
+            return found.iter().map(|row| map(row as &dyn Cells)).collect();
+        }
         let mut found = Vec::new();
-        for (values, params) in row_chunks(rows, self.placeholder()) {
-            found.extend(self.fetch(&statement(&values), &params, &map).await?);
+        for (values, params) in row_chunks(rows) {
+            let sql = statement(&format!("VALUES {values}"));
+            found.extend(self.fetch(&sql, &params, &map).await?);
         }
         Ok(found)
     }
@@ -320,12 +379,38 @@ pub(crate) fn parse_id<T: std::str::FromStr>(
 
 #[cfg(test)]
 mod tests {
-    use super::{placeholder_rows, row_chunks, Param, PARAMETERS_PER_STATEMENT};
+    use super::{
+        column_arrays, placeholder_rows, row_chunks, ColumnArray, Param, PARAMETERS_PER_STATEMENT,
+    };
+
+    #[test]
+    fn many_rows_become_one_typed_array_per_column_for_postgresql() {
+        let rows = vec![
+            vec![Param::from(1), Param::from("a"), Param::from(None::<&str>)],
+            vec![
+                Param::from(2),
+                Param::from(None::<&str>),
+                Param::from(None::<&str>),
+            ],
+        ];
+        let (source, arrays) = column_arrays(rows);
+        assert_eq!(
+            source,
+            "SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[])"
+        );
+        assert!(matches!(&arrays[..], [
+            ColumnArray::Int(numbers),
+            ColumnArray::Text(texts),
+            ColumnArray::Text(nulls),
+        ] if numbers == &[Some(1), Some(2)]
+            && texts == &[Some("a".to_owned()), None]
+            && nulls == &[None, None]));
+    }
 
     #[test]
     fn placeholders_number_the_values_row_after_row() {
-        assert_eq!(placeholder_rows(2, 3, '$'), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholder_rows(2, 1, '?'), "(?1), (?2)");
+        assert_eq!(placeholder_rows(2, 3), "(?1, ?2, ?3), (?4, ?5, ?6)");
+        assert_eq!(placeholder_rows(2, 1), "(?1), (?2)");
     }
 
     #[test]
@@ -334,10 +419,10 @@ mod tests {
         let rows = (0..per_statement as i64 + 1)
             .map(|row| vec![Param::from(row), Param::from(-row)])
             .collect();
-        let chunks = row_chunks(rows, '$');
+        let chunks = row_chunks(rows);
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[0].1.len(), PARAMETERS_PER_STATEMENT);
-        assert_eq!(chunks[1].0, "($1, $2)");
+        assert_eq!(chunks[1].0, "(?1, ?2)");
         assert!(
             matches!(chunks[1].1[..], [Param::Int(last), Param::Int(negated)]
             if last == per_statement as i64 && negated == -last)

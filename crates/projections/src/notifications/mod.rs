@@ -128,7 +128,7 @@ impl Told {
         tx.execute_rows(self.notifications, |values| {
             format!(
                 "INSERT INTO {NOTIFICATIONS} (position, person_id, organization_id, kind, message, at) \
-                 VALUES {values} ON CONFLICT (position, person_id) DO NOTHING"
+                 {values} ON CONFLICT (position, person_id) DO NOTHING"
             )
         })
         .await?;

@@ -113,7 +113,7 @@ pub(super) async fn queue(tx: &mut Tx, emails: Vec<Vec<Param>>) -> Result<(), Er
     tx.execute_rows(emails, |values| {
         format!(
             "INSERT INTO {OUTBOX} (position, recipient_id, organization_id, kind, subject, body, \
-             at, state, attempts, next_attempt_at) VALUES {values} \
+             at, state, attempts, next_attempt_at) {values} \
              ON CONFLICT (position, recipient_id) DO NOTHING"
         )
     })
