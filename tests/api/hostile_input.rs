@@ -373,3 +373,58 @@ async fn injection_strings_in_the_organization_search_get_a_refusal_or_a_plain_a
         assert_eq!(app.stored_events().await.len(), before, "{}", app.label);
     }
 }
+
+#[tokio::test]
+async fn a_value_of_the_wrong_type_or_an_unknown_enum_value_is_refused_without_being_quoted_back() {
+    const SSN: &str = "123-45-6789";
+    const REQUEST_ROLE: &str =
+        "mutation($input: RequestRoleInput!) { requestRole(input: $input) { request { id } } }";
+    let bob = token("bob", &[]);
+    for app in spawn_apps().await {
+        let refusals = [
+            // An enum value sent in the variables.
+            app.graphql(
+                Some(&bob),
+                REQUEST_ROLE,
+                json!({ "input": { "organizationId": GREENVILLE, "role": SSN } }),
+            )
+            .await,
+            // An object where a string goes, with the value inside it.
+            app.graphql(
+                Some(&bob),
+                REQUEST_ROLE,
+                json!({ "input": { "organizationId": { "ssn": SSN }, "role": "STAFF_USER" } }),
+            )
+            .await,
+            // An enum value typed into the document.
+            app.graphql(
+                Some(&bob),
+                "mutation { requestRole(input: { organizationId: \"practice:123456789\", role: SSN_123456789 }) { request { id } } }",
+                json!({}),
+            )
+            .await,
+        ];
+        for refusal in refusals {
+            assert_eq!(
+                refusal.code(),
+                "INVALID_QUERY",
+                "{}: {}",
+                app.label,
+                refusal.0
+            );
+            let answer = refusal.0.to_string();
+            assert!(
+                !answer.contains(SSN) && !answer.contains("SSN_123456789"),
+                "{}: the value is quoted back: {answer}",
+                app.label
+            );
+            let message = refusal.error()["message"].as_str().unwrap();
+            assert!(
+                message.contains("\"Role\"") || message.contains("\"ID\""),
+                "{}: the type is not named: {message}",
+                app.label
+            );
+        }
+        assert!(app.stored_events().await.is_empty(), "{}", app.label);
+    }
+}

@@ -25,6 +25,7 @@ use crate::auth::{Caller, TokenVerifier};
 use crate::error::{ApiError, ErrorCode};
 use crate::schema::{self, AccessSchema};
 use crate::service::AccessService;
+use crate::value_free::without_values;
 
 /// Largest request body accepted: a GraphQL document with variables is a few KiB.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -369,6 +370,7 @@ async fn execute(
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
             extensions.set("code", ErrorCode::InvalidQuery.as_str());
+            error.message = without_values(&error.message);
         }
     }
     response

@@ -14,6 +14,7 @@ pub mod schema;
 mod service;
 mod subscriptions;
 mod types;
+mod value_free;
 
 pub use http::{router, MAX_REQUESTS};
 pub use service::AccessService;
