@@ -23,6 +23,7 @@ use access_store::IdempotentStart;
 
 use crate::auth::{Caller, TokenVerifier};
 use crate::error::{ApiError, ErrorCode};
+use crate::observe::unlabelled_series;
 use crate::schema::{self, AccessSchema};
 use crate::service::AccessService;
 use crate::value_free::without_values;
@@ -497,12 +498,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.service.metrics().render();
-    text.push_str("# HELP access_graphql_requests_in_flight GraphQL requests being served now (at most ACCESS_MAX_REQUESTS).\n");
-    text.push_str("# TYPE access_graphql_requests_in_flight gauge\n");
-    text.push_str(&format!(
-        "access_graphql_requests_in_flight {}\n",
-        state.serving.in_flight()
-    ));
+    unlabelled_series(
+        &mut text,
+        "access_graphql_requests_in_flight",
+        "gauge",
+        "GraphQL requests being served now (at most ACCESS_MAX_REQUESTS).",
+        state.serving.in_flight(),
+    );
     // The lag is read from the database, so every server reports the views'
     // true state whichever server writes them.
     let database = state.service.database();

@@ -114,22 +114,35 @@ impl Metrics {
                 histogram.count
             );
         }
-        text.push_str("# HELP access_events_appended_total Events appended to the event store by this process.\n");
-        text.push_str("# TYPE access_events_appended_total counter\n");
-        let _ = writeln!(
-            text,
-            "access_events_appended_total {}",
-            self.events_appended.load(Ordering::Relaxed)
+        unlabelled_series(
+            &mut text,
+            "access_events_appended_total",
+            "counter",
+            "Events appended to the event store by this process.",
+            self.events_appended.load(Ordering::Relaxed),
         );
-        text.push_str("# HELP access_graphql_requests_turned_away_total GraphQL requests answered UNAVAILABLE (HTTP 503) unstarted, the process serving ACCESS_MAX_REQUESTS already.\n");
-        text.push_str("# TYPE access_graphql_requests_turned_away_total counter\n");
-        let _ = writeln!(
-            text,
-            "access_graphql_requests_turned_away_total {}",
-            self.turned_away.load(Ordering::Relaxed)
+        unlabelled_series(
+            &mut text,
+            "access_graphql_requests_turned_away_total",
+            "counter",
+            "GraphQL requests answered UNAVAILABLE (HTTP 503) unstarted, the process serving ACCESS_MAX_REQUESTS already.",
+            self.turned_away.load(Ordering::Relaxed),
         );
         text
     }
+}
+
+/// A series without labels, with its help and type lines, in the text format.
+pub(crate) fn unlabelled_series(
+    text: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl std::fmt::Display,
+) {
+    let _ = writeln!(text, "# HELP {name} {help}");
+    let _ = writeln!(text, "# TYPE {name} {kind}");
+    let _ = writeln!(text, "{name} {value}");
 }
 
 /// Mutations allowed per person: a token bucket refilled at `per_second`,
