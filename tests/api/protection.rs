@@ -266,6 +266,12 @@ async fn malformed_deep_and_oversize_documents_get_clear_refusals() {
             )
             .await;
         assert_eq!(oversize.status(), 413, "{}", app.label);
+        assert_eq!(
+            oversize.headers()["connection"],
+            "close",
+            "{}: the unread body leaves the connection unusable",
+            app.label
+        );
         let oversize: Value = oversize.json().await.unwrap();
         assert_eq!(
             oversize["errors"][0]["extensions"]["code"], "INVALID_QUERY",

@@ -145,11 +145,18 @@ async fn limit_body(request: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, limited)).await
 }
 
+/// Says the connection closes: the rest of the body is never read, so the connection
+/// cannot carry another request, and a client that reused it would lose that request.
 fn too_large() -> Response {
-    invalid_request(
+    let mut response = invalid_request(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("The request body is over {MAX_BODY_BYTES} bytes."),
-    )
+    );
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// An HTTP-level refusal in the shape of a GraphQL answer, so that a client reads
