@@ -2,6 +2,7 @@
 //! it (read-your-writes): Manage Access, the pending queue, the support desk,
 //! the audit log and access as of an instant.
 
+use access_domain::aggregate::RECENTLY_CLOSED;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -482,5 +483,54 @@ async fn access_as_of_answers_who_held_which_role_at_past_instants() {
             .graphql(Some(&token("alice", &[])), query, json!({ "at": both }))
             .await;
         assert_eq!(refused.code(), "FORBIDDEN", "{}", app.label);
+    }
+}
+
+/// The organization's state keeps only the latest closed requests whole
+/// (docs/adr/11-compact-organization-state.md); an older one is read from the views,
+/// shown to the same people, and still refused as decided.
+#[tokio::test]
+async fn a_request_closed_long_ago_is_read_whole_from_the_views() {
+    const ROLE_REQUEST: &str = "query($id: ID!) {
+        roleRequest(id: $id) { state requester { id } decidedBy { id } reason decidedAt }
+    }";
+    for app in spawn_apps().await {
+        app.first_security_official_of_greenville("alice").await;
+        let bob = app.pending_staff_request("bob").await;
+        app.decide("alice", &bob, false)
+            .await
+            .data("denyRoleRequest");
+        for n in 0..RECENTLY_CLOSED {
+            let request = app.pending_staff_request(&format!("staff-{n}")).await;
+            app.decide("alice", &request, false)
+                .await
+                .data("denyRoleRequest");
+        }
+
+        for reader in [
+            token("bob", &[]),
+            token("alice", &[]),
+            token("auditor", &["auditor"]),
+        ] {
+            let answer = app
+                .graphql(Some(&reader), ROLE_REQUEST, json!({ "id": bob }))
+                .await;
+            let request = answer.data("roleRequest");
+            assert_eq!(request["state"], "DENIED", "{}", app.label);
+            assert_eq!(request["requester"]["id"], "bob", "{}", app.label);
+            assert_eq!(request["decidedBy"]["id"], "alice", "{}", app.label);
+            assert_eq!(request["reason"], "not our staff", "{}", app.label);
+            assert!(request["decidedAt"].is_string(), "{}", app.label);
+        }
+        let stranger = app
+            .graphql(
+                Some(&token("mallory", &[])),
+                ROLE_REQUEST,
+                json!({ "id": bob }),
+            )
+            .await;
+        assert_eq!(stranger.data("roleRequest"), &Value::Null, "{}", app.label);
+        let again = app.decide("alice", &bob, true).await;
+        assert_eq!(again.code(), "REQUEST_NOT_PENDING", "{}", app.label);
     }
 }

@@ -323,18 +323,36 @@ impl Query {
     async fn role_request(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<RoleRequest>> {
         let caller = identity(ctx)?;
         let id = parse("id", &id, RoleRequestId::parse)?;
-        let request = service(ctx)
+        let service = service(ctx);
+        let (caller_is_security_official, whole, ever_had) = service
             .read(&id.organization, |state| {
-                let request = state.request(&id.request)?;
-                let may_see = request.person == caller.person
-                    || caller.may_read_everything()
-                    || state
+                (
+                    state
                         .grant_of(&caller.person)
-                        .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial);
-                may_see.then(|| RoleRequest::from_state(&id.organization, request))
+                        .is_some_and(|grant| grant.role == DomainRole::SecurityOfficial),
+                    state
+                        .request(&id.request)
+                        .map(|request| RoleRequest::from_state(&id.organization, request)),
+                    state.ever_had_request(&id.request),
+                )
             })
             .await?;
-        Ok(request)
+        let request = match whole {
+            Some(request) => Some(request),
+            // Closed long enough ago that the views, not the state, keep it whole.
+            None if ever_had => service
+                .views()
+                .role_request(&id)
+                .await
+                .map_err(|error| view_error("reading a closed role request", error))?
+                .map(RoleRequest),
+            None => None,
+        };
+        Ok(request.filter(|request| {
+            request.requester_id() == &caller.person
+                || caller.may_read_everything()
+                || caller_is_security_official
+        }))
     }
 
     /// Everyone holding a role in the organization: for its Security Officials,

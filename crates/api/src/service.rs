@@ -110,8 +110,9 @@ const MUTATION_BURST: f64 = 100.0;
 impl AccessService {
     /// Call inside a Tokio runtime: a task follows the log for the organizations held
     /// in memory.
-    /// `cached_events` bounds the organizations held in memory by the events folded into
-    /// them (`access_store::CACHED_EVENTS` is the usual bound).
+    /// `cached_events` bounds the organizations held in memory by the entries of their
+    /// states, each about one event's worth (`access_store::CACHED_EVENTS` is the usual
+    /// bound).
     pub fn new(
         database: Database,
         reference: Arc<ReferenceData>,
@@ -125,6 +126,7 @@ impl AccessService {
         };
         let organizations = AggregateStore::new(&database, services)
             .holding_at_most(cached_events)
+            .weighed_by(OrganizationState::entries)
             .with_snapshots(access_domain::aggregate::STATE_VERSION);
         let appended = projector.appended();
         organizations.rely_on_reports();

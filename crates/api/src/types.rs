@@ -204,6 +204,10 @@ impl RoleRequest {
             ticket: request.ticket.as_ref().map(|ticket| ticket.number.clone()),
         })
     }
+
+    pub fn requester_id(&self) -> &PersonId {
+        &self.0.person
+    }
 }
 
 /// A request for a role in one organization, and where it stands.

@@ -1,7 +1,7 @@
-//! The Organization aggregate: one per organization, holding who has which role
-//! and every role request ever made there. Rules 1–9 of domain.md.
+//! The Organization aggregate: one per organization, holding who has which role,
+//! its open role requests, and what became of the closed ones. Rules 1–9 of domain.md.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -24,7 +24,12 @@ pub const PROOF_ATTEMPTS: u8 = 3;
 /// The layout of [`Organization`] as serialized into snapshots. Change it with any
 /// change to the fields below or to what they mean; snapshots of another layout are then
 /// ignored and the organizations replayed from their events.
-pub const STATE_VERSION: i32 = 1;
+pub const STATE_VERSION: i32 = 2;
+
+/// Closed requests kept whole, newest last, so that a command's answer and a read
+/// soon after it see the request as the command left it; older ones are in the views.
+/// A hundred covers the views' lag in the busiest organization measured.
+pub const RECENTLY_CLOSED: usize = 100;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
@@ -32,7 +37,13 @@ pub struct Organization {
     /// Who of `grants` is a Security Official, so rule 2's question is O(1)
     /// however many users the organization has.
     security_officials: BTreeSet<PersonId>,
+    /// The open requests (pending, proof rejected, in manual review): only these
+    /// change, so only these are kept whole, and the state does not grow with the
+    /// organization's history.
     requests: HashMap<Uuid, RoleRequest>,
+    /// How every closed request ended, so a command on one is refused precisely.
+    closed: HashMap<Uuid, RequestState>,
+    recently_closed: VecDeque<RoleRequest>,
     open_request_of: HashMap<PersonId, Uuid>,
     ticket_requests: HashMap<TicketNumber, Uuid>,
     /// NPI fingerprint → the person connected as that clinician here.
@@ -88,8 +99,34 @@ impl Organization {
         self.grants.get(person)
     }
 
+    /// An open or recently closed request, whole.
     pub fn request(&self, id: &Uuid) -> Option<&RoleRequest> {
-        self.requests.get(id)
+        self.requests.get(id).or_else(|| {
+            self.recently_closed
+                .iter()
+                .rev()
+                .find(|request| &request.id == id)
+        })
+    }
+
+    /// The entries the state holds (grants, requests, outcomes, tickets, clinicians'
+    /// NPIs), each about what one event adds: what the organization weighs in memory,
+    /// which its history no longer says.
+    pub fn entries(&self) -> usize {
+        self.grants.len()
+            + self.security_officials.len()
+            + self.requests.len()
+            + self.closed.len()
+            + self.recently_closed.len()
+            + self.open_request_of.len()
+            + self.ticket_requests.len()
+            + self.clinician_npis.len()
+    }
+
+    /// Whether the organization ever had the request, even if only its outcome is
+    /// still kept here.
+    pub fn ever_had_request(&self, id: &Uuid) -> bool {
+        self.requests.contains_key(id) || self.closed.contains_key(id)
     }
 
     pub fn open_request_of(&self, person: &PersonId) -> Option<&RoleRequest> {
@@ -118,8 +155,14 @@ impl Organization {
         self.grants.remove(person);
     }
 
-    fn request_or_not_found(&self, id: &Uuid) -> Result<&RoleRequest, AccessError> {
-        self.requests.get(id).ok_or(AccessError::RequestNotFound)
+    /// The open request; a closed one is refused with how it ended.
+    fn open_request(&self, id: &Uuid) -> Result<&RoleRequest, AccessError> {
+        self.requests
+            .get(id)
+            .ok_or_else(|| match self.closed.get(id) {
+                Some(&ended) => AccessError::RequestNotPending(ended),
+                None => AccessError::RequestNotFound,
+            })
     }
 
     fn request_mut(&mut self, id: &Uuid) -> &mut RoleRequest {
@@ -129,10 +172,17 @@ impl Organization {
     }
 
     fn close(&mut self, id: &Uuid, state: RequestState) {
-        let request = self.request_mut(id);
+        let mut request = self
+            .requests
+            .remove(id)
+            .expect("events only close requests opened by an earlier event");
         request.state = state;
-        let person = request.person.clone();
-        self.open_request_of.remove(&person);
+        self.open_request_of.remove(&request.person);
+        self.closed.insert(request.id, state);
+        self.recently_closed.push_back(request);
+        if self.recently_closed.len() > RECENTLY_CLOSED {
+            self.recently_closed.pop_front();
+        }
     }
 
     /// A Security Official deciding a pending request that is not their own.
@@ -141,7 +191,13 @@ impl Organization {
         id: &Uuid,
         approver: &PersonId,
     ) -> Result<&RoleRequest, AccessError> {
-        let request = self.request_or_not_found(id)?;
+        let Some(request) = self.requests.get(id) else {
+            return Err(match self.closed.get(id) {
+                None => AccessError::RequestNotFound,
+                Some(_) if !self.is_security_official(approver) => AccessError::NotSecurityOfficial,
+                Some(&ended) => AccessError::RequestNotPending(ended),
+            });
+        };
         if &request.person == approver {
             return Err(AccessError::SelfDecision);
         }
@@ -259,7 +315,7 @@ impl Aggregate for Organization {
                 request_id,
                 requester,
             } => {
-                let request = self.request_or_not_found(&request_id)?;
+                let request = self.open_request(&request_id)?;
                 if request.person != requester {
                     return Err(AccessError::NotRequester);
                 }
@@ -312,16 +368,20 @@ impl Aggregate for Organization {
                     .ticket_requests
                     .get(&ticket)
                     .ok_or(AccessError::TicketNotFound)?;
-                let request = self.request_or_not_found(&request_id)?;
                 // A request blocked, unblocked and blocked again has a new ticket; the
-                // old one was closed by the unblock and stays closed.
-                let is_current_ticket = request
-                    .ticket
-                    .as_ref()
-                    .is_some_and(|current| current.number == ticket);
-                if request.state != RequestState::ManualReview || !is_current_ticket {
-                    return Err(AccessError::TicketNotOpen(ticket));
-                }
+                // old one was closed by the unblock and stays closed. A resolved
+                // ticket's request is closed too.
+                let request = self
+                    .requests
+                    .get(&request_id)
+                    .filter(|request| {
+                        request.state == RequestState::ManualReview
+                            && request
+                                .ticket
+                                .as_ref()
+                                .is_some_and(|current| current.number == ticket)
+                    })
+                    .ok_or_else(|| AccessError::TicketNotOpen(ticket.clone()))?;
                 let (person, role) = (request.person.clone(), request.role);
                 out.record(
                     self,

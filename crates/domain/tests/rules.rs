@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use access_domain::aggregate::RECENTLY_CLOSED;
 use access_domain::events::DecisionPath;
 use access_domain::identifiers::{Npi, OrganizationId, PersonId, TicketNumber, Tin};
 use access_domain::proof::{ProofField, ProofMismatch, ProofVerdict, SecurityOfficialProof};
@@ -1077,4 +1078,110 @@ fn an_organization_read_back_from_json_equals_the_one_its_events_built() {
     assert_eq!(read_back, built);
     assert!(read_back.has_security_official());
     assert!(read_back.grant_of(&person("laura")).is_some());
+}
+
+// --- closed requests: kept as their outcome, so the state does not grow with history ---
+
+/// Bob's request 2 approved, then `more` Staff User requests (ids 100 on) approved
+/// and each of those people revoked again: a busy organization whose membership
+/// stays the same.
+fn bob_approved_long_ago(more: u128) -> Vec<OrganizationEvent> {
+    let mut events = bob_is_staff_user();
+    for n in 100..100 + more {
+        let who = format!("staff-{n}");
+        events.push(requested(
+            n,
+            &who,
+            Role::StaffUser,
+            DecisionPath::SecurityOfficialApproval,
+        ));
+        events.push(OrganizationEvent::RoleRequestApproved {
+            request_id: id(n),
+            person: person(&who),
+            approver: person("alice"),
+            at: now(),
+        });
+        events.push(granted(n, &who, Role::StaffUser, Some("alice")));
+        events.push(OrganizationEvent::StaffUserRevoked {
+            person: person(&who),
+            by: person("alice"),
+            reason: None,
+            at: now(),
+        });
+    }
+    events
+}
+
+fn built_from(events: Vec<OrganizationEvent>) -> Organization {
+    let mut built = Organization::default();
+    for event in events {
+        cqrs_es::Aggregate::apply(&mut built, event);
+    }
+    built
+}
+
+#[test]
+fn a_request_closed_long_ago_is_still_refused_with_how_it_ended() {
+    let long_ago = bob_approved_long_ago(RECENTLY_CLOSED as u128 + 1);
+    assert!(
+        built_from(long_ago.clone()).request(&id(2)).is_none(),
+        "the request is no longer kept whole"
+    );
+    org()
+        .given(long_ago.clone())
+        .when(OrganizationCommand::DenyRequest {
+            request_id: id(2),
+            approver: person("alice"),
+            reason: None,
+        })
+        .then_expect_error(AccessError::RequestNotPending(RequestState::Approved));
+    org()
+        .given(long_ago)
+        .when(OrganizationCommand::WithdrawRequest {
+            request_id: id(2),
+            requester: person("bob"),
+        })
+        .then_expect_error(AccessError::RequestNotPending(RequestState::Approved));
+}
+
+#[test]
+fn only_a_security_official_learns_how_a_closed_request_ended() {
+    org()
+        .given(bob_approved_long_ago(RECENTLY_CLOSED as u128 + 1))
+        .when(OrganizationCommand::ApproveRequest {
+            request_id: id(2),
+            approver: person("bob"),
+        })
+        .then_expect_error(AccessError::NotSecurityOfficial);
+}
+
+#[test]
+fn the_latest_closed_requests_are_kept_whole_and_older_ones_only_by_outcome() {
+    let built = built_from(bob_approved_long_ago(RECENTLY_CLOSED as u128));
+    let newest = built
+        .request(&id(100 + RECENTLY_CLOSED as u128 - 1))
+        .unwrap();
+    assert_eq!(newest.state, RequestState::Approved);
+    assert_eq!(newest.decided_by, Some(person("alice")));
+    assert!(built.request(&id(100)).is_some(), "the oldest still kept");
+    assert!(built.request(&id(2)).is_none(), "one past the bound");
+    assert!(built.ever_had_request(&id(2)));
+    assert!(!built.ever_had_request(&id(42)));
+}
+
+/// What a snapshot holds, and so what a reload reads, grows by the outcome of each
+/// closed request only, not by the request.
+#[test]
+fn each_closed_request_adds_only_its_outcome_to_the_state() {
+    let size = |closed: u128| {
+        serde_json::to_string(&built_from(bob_approved_long_ago(closed)))
+            .unwrap()
+            .len()
+    };
+    let (before, after) = (size(1_000), size(2_000));
+    let per_closed_request = (after - before) / 1_000;
+    assert!(
+        per_closed_request <= 60,
+        "{per_closed_request} bytes per closed request"
+    );
 }

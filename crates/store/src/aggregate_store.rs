@@ -64,17 +64,18 @@ pub struct Committed<A: Aggregate, R> {
 /// How much the cache holds at most; the least recently used idle aggregates go first.
 const CACHED_AGGREGATES: usize = 10_000;
 
-/// Events folded into the aggregates held in memory, at most, unless told otherwise
-/// ([`AggregateStore::holding_at_most`]). An aggregate's state grows with its history
-/// (an organization keeps every request), so the count of aggregates alone does not
-/// bound memory: this does, at a few hundred bytes of state per event. Keep it above the
+/// Events' worth of state held in memory, at most, unless told otherwise
+/// ([`AggregateStore::holding_at_most`]). States differ in size, so the count of
+/// aggregates alone does not bound memory: this does. An aggregate weighs the events
+/// folded into it, or what its [`weighed_by`](AggregateStore::weighed_by) function says
+/// (an organization: its entries, each about what one event adds). Keep it above the
 /// largest aggregate, or that one is reloaded at each turn.
 pub const CACHED_EVENTS: usize = 250_000;
 
-/// A load that replayed at least this many events, and at least a tenth of the
-/// aggregate's history, keeps a snapshot of the state it reached. Fewer replay in about
-/// what reading a snapshot costs; the tenth keeps a large aggregate from rewriting its
-/// whole state every few events while holding a reload to about 1.1 × reading the state.
+/// A load that replayed at least this many events keeps a snapshot of the state it
+/// reached. Fewer replay in about what reading a snapshot costs. The state is what
+/// decisions need, not the history, so a snapshot costs the same however old the
+/// aggregate is, and a reload reads at most this many events past it.
 pub const SNAPSHOT_AFTER_REPLAYING: usize = 100;
 
 /// Times a command is handled again after another process appended to its aggregate
@@ -117,6 +118,14 @@ where
     /// [`CACHED_EVENTS`]).
     pub fn holding_at_most(mut self, events: usize) -> Self {
         self.cache.bound.events = events;
+        self
+    }
+
+    /// Weighs each state held by `weigh`, in events' worth, instead of by the events
+    /// folded into it: for aggregates whose state stops growing while their history
+    /// does not.
+    pub fn weighed_by(mut self, weigh: fn(&A) -> usize) -> Self {
+        self.cache.weigh = Some(weigh);
         self
     }
 
@@ -364,7 +373,7 @@ where
         loaded.checked_in = self.cache.epoch.load(Ordering::SeqCst);
         let replayed = apply(&mut loaded, serialized)?;
         if let Some(version) = self.snapshot_version {
-            if replayed >= SNAPSHOT_AFTER_REPLAYING.max(loaded.sequence / 10) {
+            if replayed >= SNAPSHOT_AFTER_REPLAYING {
                 self.keep_snapshot(aggregate_id, version, &loaded).await;
             }
         }
@@ -531,6 +540,8 @@ fn envelopes<A: Aggregate>(
 struct Cache<A> {
     slots: Mutex<HashMap<String, Arc<Slot<A>>>>,
     bound: Bound,
+    /// A state's weight; the events folded into it when `None`.
+    weigh: Option<fn(&A) -> usize>,
     /// Events folded into the states held, over every slot.
     events_held: AtomicUsize,
     clock: AtomicU64,
@@ -575,6 +586,7 @@ impl<A> Cache<A> {
         Cache {
             slots: Mutex::default(),
             bound,
+            weigh: None,
             events_held: AtomicUsize::new(0),
             clock: AtomicU64::new(0),
             reported: AtomicBool::new(false),
@@ -626,9 +638,12 @@ impl<A> Cache<A> {
         slot
     }
 
-    /// Records how many events the slot's state holds, from under its lock.
+    /// Records how many events' worth the slot's state holds, from under its lock.
     fn hold(&self, slot: &Slot<A>, loaded: Option<&Loaded<A>>) {
-        let now = loaded.map_or(0, |loaded| loaded.sequence);
+        let now = loaded.map_or(0, |loaded| match self.weigh {
+            Some(weigh) => weigh(&loaded.aggregate),
+            None => loaded.sequence,
+        });
         let before = slot.held.swap(now, Ordering::SeqCst);
         if now >= before {
             self.events_held.fetch_add(now - before, Ordering::SeqCst);
@@ -725,6 +740,23 @@ mod tests {
         use_with(&cache, "next", 1);
         assert_eq!(held(&cache), ["busy", "next"]);
         drop(busy);
+    }
+
+    #[test]
+    fn a_state_weighed_by_its_aggregate_counts_its_weight_not_its_history() {
+        let mut cache: Cache<usize> = Cache::new(Bound {
+            aggregates: 100,
+            events: 100,
+        });
+        cache.weigh = Some(|entries| *entries);
+        let slot = cache.slot("long history, small state");
+        let loaded = Loaded {
+            aggregate: 3,
+            sequence: 100_000,
+            checked_in: 0,
+        };
+        cache.hold(&slot, Some(&loaded));
+        assert_eq!(cache.events_held.load(Ordering::SeqCst), 3);
     }
 
     #[test]
