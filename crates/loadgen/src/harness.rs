@@ -1179,6 +1179,7 @@ impl Harness {
             staff: seeded.staff.clone(),
             organizations,
             queue: Mutex::new(VecDeque::new()),
+            members: Mutex::new(VecDeque::new()),
             unclaimed: Mutex::new(
                 deployment
                     .reference
@@ -1562,16 +1563,36 @@ struct SoakState {
     staff: Vec<(String, String)>,
     /// Seeded organizations and the index of their Security Official.
     organizations: Vec<(String, usize)>,
-    /// Pending requests to approve: id and the approver's index.
-    queue: Mutex<VecDeque<(String, usize)>>,
+    /// Pending requests to decide, oldest first.
+    queue: Mutex<VecDeque<Waiting>>,
+    /// Staff users the soak approved, to leave again once enough have joined.
+    members: Mutex<VecDeque<Waiting>>,
     /// Practices without a Security Official yet.
     unclaimed: Mutex<Vec<Practice>>,
     run: String,
 }
 
+/// A staff request the soak made and who decides it: the request's id, the
+/// organization, the person, and the index of its Security Official.
+struct Waiting {
+    request: String,
+    organization: String,
+    person: String,
+    security_official: usize,
+}
+
+/// Soak staff users kept per seeded organization before the oldest leave: the
+/// organizations' membership stops growing, as a real practice's does.
+const MEMBERS_PER_ORGANIZATION: usize = 4;
+
+const DENY: &str = "mutation($id: ID!) { denyRoleRequest(requestId: $id, reason: \"not on our staff\") { state } }";
+const REVOKE: &str = "mutation($org: ID!, $p: ID!) { revokeAccess(organizationId: $org, personId: $p, reason: \"left the practice\") }";
+
 impl SoakState {
-    /// The i-th request of the soak's mix: of every 10, 2 staff requests, 2
-    /// approvals, 1 manageAccess, 1 pendingRequests, 4 authorize; every 50th a
+    /// The i-th request of the soak's mix: of every 10, 2 staff requests, 1 approval,
+    /// 1 denial, 1 staff user leaving (once each organization has
+    /// [`MEMBERS_PER_ORGANIZATION`] of the soak's; authorize until then), 1
+    /// manageAccess, 1 pendingRequests, 3 authorize; every 50th a
     /// first-Security-Official request on a new organization instead.
     async fn op(&self, i: u64) -> Sent {
         let gql = &self.gql;
@@ -1591,14 +1612,43 @@ impl SoakState {
         match i % 10 {
             1 | 6 => {
                 let next = self.queue.lock().unwrap().pop_front();
-                if let Some((id, so)) = next {
-                    let result = gql
-                        .call(Some(&self.sos[so]), APPROVE, json!({"id": id}))
-                        .await
-                        .and_then(|data| approved(&data));
-                    return ("approveRoleRequest", result.err());
+                let Some(waiting) = next else {
+                    return self.staff_request(i, pick).await;
+                };
+                let bearer = Some(self.sos[waiting.security_official].as_str());
+                let id = json!({"id": waiting.request});
+                if i % 10 == 6 {
+                    let result = gql.call(bearer, DENY, id).await;
+                    return ("denyRoleRequest", result.err());
                 }
-                self.staff_request(i, pick).await
+                let result = gql
+                    .call(bearer, APPROVE, id)
+                    .await
+                    .and_then(|data| approved(&data));
+                if result.is_ok() {
+                    self.members.lock().unwrap().push_back(waiting);
+                }
+                ("approveRoleRequest", result.err())
+            }
+            7 => {
+                let leaving = {
+                    let mut members = self.members.lock().unwrap();
+                    let full = members.len() > MEMBERS_PER_ORGANIZATION * self.organizations.len();
+                    full.then(|| members.pop_front()).flatten()
+                };
+                match leaving {
+                    Some(member) => {
+                        let result = gql
+                            .call(
+                                Some(&self.sos[member.security_official]),
+                                REVOKE,
+                                json!({"org": member.organization, "p": member.person}),
+                            )
+                            .await;
+                        ("revokeAccess", result.err())
+                    }
+                    None => self.authorize(i).await,
+                }
             }
             0 | 5 => self.staff_request(i, pick).await,
             2 => {
@@ -1621,17 +1671,23 @@ impl SoakState {
                     .await;
                 ("pendingRequests", result.err())
             }
-            _ => {
-                let (bearer, org) = &self.staff[i as usize % self.staff.len()];
-                let result = gql.call(Some(bearer), AUTHORIZE, json!({"org": org})).await;
-                ("authorize", result.err())
-            }
+            _ => self.authorize(i).await,
         }
+    }
+
+    async fn authorize(&self, i: u64) -> Sent {
+        let (bearer, org) = &self.staff[i as usize % self.staff.len()];
+        let result = self
+            .gql
+            .call(Some(bearer), AUTHORIZE, json!({"org": org}))
+            .await;
+        ("authorize", result.err())
     }
 
     async fn staff_request(&self, i: u64, pick: impl Fn(usize) -> usize) -> Sent {
         let (org, so) = &self.organizations[pick(self.organizations.len())];
-        let requester = token(&self.secret, &format!("{}-soak-{i}", self.run), &[]);
+        let person = format!("{}-soak-{i}", self.run);
+        let requester = token(&self.secret, &person, &[]);
         let result = self
             .gql
             .call(
@@ -1642,8 +1698,13 @@ impl SoakState {
             .await
             .and_then(|data| expect_state("PENDING")(&data));
         match result {
-            Ok(id) => {
-                self.queue.lock().unwrap().push_back((id, *so));
+            Ok(request) => {
+                self.queue.lock().unwrap().push_back(Waiting {
+                    request,
+                    organization: org.clone(),
+                    person,
+                    security_official: *so,
+                });
                 ("requestRole(STAFF_USER)", None)
             }
             Err(code) => ("requestRole(STAFF_USER)", Some(code)),
@@ -1685,12 +1746,19 @@ async fn verify_serialization(
         };
         let _ = match k {
             0 => gql.call(Some(&so), APPROVE, json!({"id": id})).await,
-            1 => gql.call(Some(&so), "mutation($id: ID!) { denyRoleRequest(requestId: $id, reason: \"not on our staff\") { state } }", json!({"id": id})).await,
-            2 => gql.call(Some(&requester), "mutation($id: ID!) { withdrawRoleRequest(requestId: $id) { state } }", json!({"id": id})).await,
+            1 => gql.call(Some(&so), DENY, json!({"id": id})).await,
+            2 => {
+                gql.call(
+                    Some(&requester),
+                    "mutation($id: ID!) { withdrawRoleRequest(requestId: $id) { state } }",
+                    json!({"id": id}),
+                )
+                .await
+            }
             _ => {
                 let _ = gql.call(Some(&so), APPROVE, json!({"id": id})).await;
-                gql.call(Some(&so), "mutation($org: ID!, $p: ID!) { revokeAccess(organizationId: $org, personId: $p, reason: \"left the practice\") }",
-                    json!({"org": practice.id, "p": person})).await
+                gql.call(Some(&so), REVOKE, json!({"org": practice.id, "p": person}))
+                    .await
             }
         };
     }
