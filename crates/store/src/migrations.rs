@@ -55,6 +55,11 @@ const SQLITE: &[MigrationFile] = &[
         description: "notifications",
         sql: include_str!("../../../projections/sqlite/1002_notifications.sql"),
     },
+    MigrationFile {
+        version: 1003,
+        description: "outbox due",
+        sql: include_str!("../../../projections/sqlite/1003_outbox_due.sql"),
+    },
 ];
 
 const POSTGRES: &[MigrationFile] = &[
@@ -92,6 +97,11 @@ const POSTGRES: &[MigrationFile] = &[
         version: 1002,
         description: "notifications",
         sql: include_str!("../../../projections/postgres/1002_notifications.sql"),
+    },
+    MigrationFile {
+        version: 1003,
+        description: "outbox due",
+        sql: include_str!("../../../projections/postgres/1003_outbox_due.sql"),
     },
 ];
 
