@@ -56,8 +56,9 @@ pub struct Settings {
     /// `ACCESS_SMTP_URL` and `ACCESS_MAIL_FROM`: where notification emails go (the log,
     /// by default) and whom they come from.
     pub mail: MailSettings,
-    /// `ACCESS_CACHE_EVENTS`: the organizations held in memory, measured in the events
-    /// folded into them (a few hundred bytes each).
+    /// `ACCESS_CACHE_EVENTS`: the organizations held in memory, measured in the entries
+    /// of their states (a grant, an open request, a closed request's outcome: each about
+    /// what one event adds).
     pub cached_events: usize,
     /// `ACCESS_MAX_REQUESTS`: GraphQL requests served at once; more are turned away.
     pub max_requests: usize,

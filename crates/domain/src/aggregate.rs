@@ -26,10 +26,10 @@ pub const PROOF_ATTEMPTS: u8 = 3;
 /// ignored and the organizations replayed from their events.
 pub const STATE_VERSION: i32 = 2;
 
-/// Closed requests kept whole, newest last, so that a command's answer and a read
-/// soon after it see the request as the command left it; older ones are in the views.
-/// A hundred covers the views' lag in the busiest organization measured.
-pub const RECENTLY_CLOSED: usize = 100;
+/// Closed requests kept whole, newest last, so that a command's answer can show the
+/// request it just closed. The views hold every request whole, and a command is
+/// answered only once they include it, so reads after it find it there.
+pub const RECENTLY_CLOSED: usize = 8;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Organization {

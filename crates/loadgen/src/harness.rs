@@ -1125,7 +1125,7 @@ impl Harness {
         let first_so_requests = (o.soak_rate * duration.as_secs_f64() / 50.0).ceil() as usize + 10;
         let seeded_orgs = o.clients * 8;
         println!(
-            "\n## soak: {:.0} req/s for {:.1} min (commands of (a) and the reads of (c)), reported every {} s",
+            "\n## soak: {:.0} req/s for {:.1} min (staff requests decided and revoked, first Security Officials, the reads of (c)), reported every {} s",
             o.soak_rate, o.minutes, o.report_every
         );
         let deployment = self

@@ -24,8 +24,9 @@ workloads:
   long-history   (d) a command on a 100,000-event organization vs a fresh one
   rebuild        (e) `access-server rebuild all` over 1,000,000 events, then (f) idle RSS on them
   start-up       (f) spawn to /readyz with 100,000 organizations and 500,000 clinicians, RSS
-  soak           the commands of (a) and the reads of (c) at --rate for --minutes,
-                 reported every minute (p99 per operation, server RSS, projector lag)
+  soak           staff requests (approved, denied, revoked again) and the reads of (c)
+                 at --rate for --minutes, reported every minute (p99 per operation,
+                 server RSS, projector lag)
 
 options (defaults in brackets):
   --seconds N              measured time of each phase [10]
