@@ -224,6 +224,36 @@ pub async fn sample_rows(url: &str, aggregate_id: &str) -> Result<Vec<EventRow>,
         .collect())
 }
 
+/// Whether the PostgreSQL server vacuums its tables by itself. Some test machines run
+/// it with `autovacuum = off`; a soak there measures dead rows piling up, which no
+/// production server with the default settings has.
+pub async fn autovacuum_is_on(url: &str) -> Result<bool, String> {
+    let mut connection = PgConnection::connect(url)
+        .await
+        .map_err(|error| format!("{url}: {error}"))?;
+    let setting: String = sqlx::query_scalar("SHOW autovacuum")
+        .fetch_one(&mut connection)
+        .await
+        .map_err(|error| error.to_string())?;
+    let _ = connection.close().await;
+    Ok(setting == "on")
+}
+
+/// `VACUUM (ANALYZE)` of the whole database, as autovacuum would do over time: it takes
+/// no lock that writers wait for. Answers how long it took.
+pub async fn vacuum(url: &str) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut connection = PgConnection::connect(url)
+        .await
+        .map_err(|error| format!("{url}: {error}"))?;
+    sqlx::query("VACUUM (ANALYZE)")
+        .execute(&mut connection)
+        .await
+        .map_err(|error| error.to_string())?;
+    let _ = connection.close().await;
+    Ok(started.elapsed())
+}
+
 /// The event the aggregate's snapshot was taken at and the size of its JSON, if one is kept.
 pub async fn snapshot_of(url: &str, aggregate_id: &str) -> Result<Option<(i64, i64)>, String> {
     let mut connection = PgConnection::connect(url)

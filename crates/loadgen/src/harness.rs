@@ -1243,6 +1243,9 @@ impl Harness {
                 }
             })
         };
+        let vacuuming = self
+            .vacuum_in_place_of_autovacuum(deployment, stop.clone())
+            .await;
         let (elapsed, lateness) = open_loop(o.soak_rate, duration, window.clone(), move |i| {
             let state = state.clone();
             async move { state.op(i).await }
@@ -1250,6 +1253,9 @@ impl Harness {
         .await;
         stop.store(true, Ordering::Relaxed);
         let _ = reporter.await;
+        if let Some(vacuuming) = vacuuming {
+            let _ = vacuuming.await;
+        }
         let recorder = std::mem::take(&mut *total.lock().unwrap());
         println!(
             "  whole soak ({:.0} s, dispatcher's worst lateness {:.1} ms):",
@@ -1554,6 +1560,44 @@ async fn seed(
         }
     }
     seeded
+}
+
+impl Harness {
+    /// On a PostgreSQL server running with `autovacuum = off`, vacuums the soak's
+    /// database every report interval in its place, and says so: otherwise the soak
+    /// measures dead rows piling up in the views it updates, not the product.
+    async fn vacuum_in_place_of_autovacuum(
+        &self,
+        deployment: &Deployment,
+        stop: Arc<AtomicBool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let url = match &deployment.database {
+            Some(database @ TestDatabase::Postgres { .. }) => database.url().to_string(),
+            _ => return None,
+        };
+        if db::autovacuum_is_on(&url).await.unwrap_or(true) {
+            return None;
+        }
+        let every = Duration::from_secs(self.options.report_every.max(1));
+        println!(
+            "  this PostgreSQL runs with autovacuum = off: the harness vacuums the database every {} s in its place",
+            every.as_secs()
+        );
+        Some(tokio::spawn(async move {
+            let mut next = Instant::now() + every;
+            while !stop.load(Ordering::Relaxed) {
+                if Instant::now() < next {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                next += every;
+                match db::vacuum(&url).await {
+                    Ok(took) => println!("  vacuumed in {:.1} s", took.as_secs_f64()),
+                    Err(error) => println!("  vacuum failed: {error}"),
+                }
+            }
+        }))
+    }
 }
 
 struct SoakState {
