@@ -129,6 +129,8 @@ pub fn token(secret: &str, person: &str, roles: &[&str]) -> String {
 
 pub const REQUEST_ROLE: &str = "mutation($input: RequestRoleInput!) { requestRole(input: $input) { proofRejected attemptsRemaining request { id state } } }";
 pub const APPROVE: &str = "mutation($id: ID!) { approveRoleRequest(requestId: $id) { id state } }";
+pub const DENY: &str = "mutation($id: ID!) { denyRoleRequest(requestId: $id, reason: \"not on our staff\") { state } }";
+pub const REVOKE: &str = "mutation($org: ID!, $p: ID!) { revokeAccess(organizationId: $org, personId: $p, reason: \"left the practice\") }";
 pub const MANAGE_ACCESS: &str = "{ manageAccess { tabs { type connections { organization { id legalBusinessName tin } role connectedUsers pendingUsers } } openRequests { id state organization { id } } performanceFeedbackOrganizations { id } } }";
 pub const PENDING_REQUESTS: &str = "{ pendingRequests(first: 20) { totalCount pageInfo { hasNextPage endCursor } edges { node { id requester { id } organization { id } submittedAt } } } }";
 pub const AUTHORIZE: &str = "query($org: ID!) { authorize(organizationId: $org, capability: SUBMIT_DATA) { allowed role reason } }";

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::client::{
-    self, token, Gql, APPROVE, AUTHORIZE, MANAGE_ACCESS, PENDING_REQUESTS, REQUEST_ROLE, TRIVIAL,
+    self, token, Gql, APPROVE, AUTHORIZE, DENY, MANAGE_ACCESS, PENDING_REQUESTS, REQUEST_ROLE,
+    REVOKE, TRIVIAL,
 };
 use crate::db::{self, Kind, TestDatabase};
 use crate::drive::{closed_loop, open_loop, Sent};
@@ -1628,9 +1629,6 @@ struct Waiting {
 /// Soak staff users kept per seeded organization before the oldest leave: the
 /// organizations' membership stops growing, as a real practice's does.
 const MEMBERS_PER_ORGANIZATION: usize = 4;
-
-const DENY: &str = "mutation($id: ID!) { denyRoleRequest(requestId: $id, reason: \"not on our staff\") { state } }";
-const REVOKE: &str = "mutation($org: ID!, $p: ID!) { revokeAccess(organizationId: $org, personId: $p, reason: \"left the practice\") }";
 
 impl SoakState {
     /// The i-th request of the soak's mix: of every 10, 2 staff requests, 1 approval,
