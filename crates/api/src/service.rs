@@ -134,7 +134,7 @@ impl AccessService {
             inner: Arc::new(Inner {
                 organizations,
                 reference,
-                views: Views::new(database.clone()),
+                views: projector.views(),
                 database,
                 projector,
                 clinician_failures: FailureLimiter::default(),

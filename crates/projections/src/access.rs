@@ -14,6 +14,7 @@ use cqrs_es::Aggregate;
 use crate::error::Error;
 use crate::events::Envelope;
 use crate::read::{limit, Page, Views};
+use crate::remembered::PendingKey;
 use crate::sql::{
     code, fetch, from_code, params, parse_id, parse_time, time_text, Cells, Param, Tx,
 };
@@ -682,6 +683,18 @@ impl Views {
     /// The person's connections grouped by organization type, their open requests and
     /// the organizations they see performance feedback of as a clinician.
     pub async fn manage_access(&self, person: &PersonId) -> Result<ManageAccess, Error> {
+        if let Some(page) = self.remembered.manage_access(person) {
+            return Ok(page);
+        }
+        let ticket = self.remembered.ticket();
+        let page = self.read_manage_access(person).await?;
+        if let Some(ticket) = ticket {
+            self.remembered.keep_manage_access(ticket, person, &page);
+        }
+        Ok(page)
+    }
+
+    async fn read_manage_access(&self, person: &PersonId) -> Result<ManageAccess, Error> {
         let sql = format!(
             "SELECT g.organization_id, g.role, g.granted_at, \
                     (SELECT COUNT(*) FROM {GRANTS} c WHERE c.organization_id = g.organization_id), \
@@ -763,6 +776,43 @@ impl Views {
     /// # Errors
     /// [`Error::InvalidCursor`] when `after` is not a cursor of this query.
     pub async fn pending_requests(
+        &self,
+        security_official: &PersonId,
+        organization: Option<&OrganizationId>,
+        first: usize,
+        after: Option<&str>,
+    ) -> Result<PendingRequests, Error> {
+        let key = PendingKey {
+            organization: organization.cloned(),
+            first,
+            after: after.map(str::to_owned),
+        };
+        if let Some(page) = self.remembered.pending(security_official, &key) {
+            return Ok(page);
+        }
+        let ticket = self.remembered.ticket();
+        let page = self
+            .read_pending_requests(security_official, organization, first, after)
+            .await?;
+        if let Some(ticket) = ticket {
+            let official_of = self.security_official_of(security_official).await?;
+            self.remembered
+                .keep_pending(ticket, security_official, key, &page, official_of);
+        }
+        Ok(page)
+    }
+
+    async fn security_official_of(&self, person: &PersonId) -> Result<Vec<OrganizationId>, Error> {
+        fetch(
+            &self.database,
+            &format!("SELECT organization_id FROM {GRANTS} WHERE person_id = $1 AND role = $2"),
+            params![person.as_str(), code(&Role::SecurityOfficial)],
+            |row| parse_id(&row.text(0)?, GRANTS, "organization_id"),
+        )
+        .await
+    }
+
+    async fn read_pending_requests(
         &self,
         security_official: &PersonId,
         organization: Option<&OrganizationId>,

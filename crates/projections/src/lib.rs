@@ -73,6 +73,7 @@ mod notifications;
 mod projector;
 mod read;
 mod rebuild;
+mod remembered;
 mod sql;
 mod support;
 mod view;

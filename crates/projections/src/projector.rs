@@ -15,9 +15,11 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 use crate::error::Error;
-use crate::events::{read_batch, Batch};
+use crate::events::{read_batch, subject, Batch};
 use crate::feed::RequestChange;
 use crate::notifications::OrganizationNames;
+use crate::read::Views;
+use crate::remembered::Remembered;
 use crate::sql::Tx;
 use crate::view::{
     apply_batch, ensure_checkpoint, lock_checkpoint, lowest_checkpoint, set_checkpoint, Target,
@@ -112,6 +114,8 @@ struct Shared {
     /// The last batches read, by the position they follow: the views and the request
     /// feed usually stand at the same position, and one read serves them all.
     recent: tokio::sync::Mutex<Vec<(i64, Arc<Batch>)>>,
+    /// Answers of the access view, kept while this process writes it.
+    remembered: Arc<Remembered>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -131,6 +135,7 @@ impl Projector {
             leading: Default::default(),
             reached: Default::default(),
             recent: Default::default(),
+            remembered: Arc::default(),
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = Vec::new();
@@ -191,6 +196,15 @@ impl Projector {
     /// view in this process (the email sender) learns of new rows without polling.
     pub fn applied(&self) -> watch::Receiver<()> {
         self.shared.progress.subscribe()
+    }
+
+    /// Reads over the views, remembering Manage Access pages and pending queues while
+    /// this process writes the access view (docs/adr/12-remembered-answers.md).
+    pub fn views(&self) -> Views {
+        Views {
+            remembered: self.shared.remembered.clone(),
+            ..Views::new(self.shared.database.clone())
+        }
     }
 
     /// Whether this process writes `view` now (always, on SQLite).
@@ -277,8 +291,14 @@ impl Shared {
 async fn run(shared: Arc<Shared>, view: View) {
     while let Some(mut lease) = Lease::take(&shared, view).await {
         shared.leading[view.index()].store(true, Ordering::SeqCst);
+        if view == View::Access {
+            shared.remembered.writing(true);
+        }
         tracing::info!(view = view.name(), "projecting this view");
         let outcome = follow(&shared, view, &mut lease).await;
+        if view == View::Access {
+            shared.remembered.writing(false);
+        }
         shared.leading[view.index()].store(false, Ordering::SeqCst);
         lease.give_up().await;
         match outcome {
@@ -335,6 +355,20 @@ async fn catch_up(shared: &Shared, view: View, mut position: i64) -> Result<i64,
             return Ok(position);
         }
         position = commit_batch(shared, view, position, &batch).await?;
+        if view == View::Access {
+            // Before the new position is published: a caller waiting for it must find
+            // the answers it changed forgotten.
+            if position == batch.through {
+                shared.remembered.changed(
+                    batch
+                        .events
+                        .iter()
+                        .map(|envelope| (&envelope.organization, subject(&envelope.event))),
+                );
+            } else {
+                shared.remembered.forget_everything();
+            }
+        }
         shared.reached(view, position);
         shared.progress.send_replace(());
     }

@@ -1,6 +1,10 @@
 //! The read side: [`Views`] answers the contract's queries from the view tables.
 
+use std::sync::Arc;
+
 use access_store::Database;
+
+use crate::remembered::Remembered;
 
 /// Reads over the views, and the one change people make to them (marking a notification
 /// read); authorization stays with the caller.
@@ -13,13 +17,18 @@ pub struct Views {
     pub(crate) database: Database,
     /// For the one write.
     pub(crate) writes: Database,
+    /// Manage Access pages and pending queues, while this process writes the access view.
+    pub(crate) remembered: Arc<Remembered>,
 }
 
 impl Views {
+    /// Reads every answer from the tables; [`Projector::views`](crate::Projector::views)
+    /// also remembers some while its process writes them.
     pub fn new(database: Database) -> Self {
         Views {
             database: database.for_reads(),
             writes: database,
+            remembered: Arc::default(),
         }
     }
 }

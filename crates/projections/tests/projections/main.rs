@@ -13,4 +13,5 @@ mod notifications;
 mod read_your_writes;
 mod reads;
 mod rebuild;
+mod remembered;
 mod throughput;
