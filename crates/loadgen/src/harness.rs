@@ -413,15 +413,14 @@ impl Harness {
                 async move {
                     let mut recorder = Recorder::new();
                     while Instant::now() < deadline {
-                        let _ = gql
-                            .timed(
-                                &mut recorder,
-                                "trivial POST /graphql",
-                                None,
-                                TRIVIAL,
-                                Value::Null,
-                            )
-                            .await;
+                        gql.timed(
+                            &mut recorder,
+                            "trivial POST /graphql",
+                            None,
+                            TRIVIAL,
+                            Value::Null,
+                        )
+                        .await;
                     }
                     recorder
                 }
@@ -709,8 +708,7 @@ impl Harness {
                     while Instant::now() < deadline {
                         let (bearer, variables) = &mine[next % mine.len()];
                         next += 1;
-                        let _ = gql
-                            .timed(&mut recorder, op, Some(bearer), query, variables.clone())
+                        gql.timed(&mut recorder, op, Some(bearer), query, variables.clone())
                             .await;
                     }
                     recorder
