@@ -38,7 +38,7 @@ impl Rebuilt {
 
 /// Rebuilds `views` from the whole log in one pass, `batch_size` events per transaction,
 /// calling `progress` after each batch. Each batch is read once for all the views, and the
-/// next one is read while this one is written.
+/// next one is read and decoded, on another thread, while this one is written.
 ///
 /// The fresh tables are filled outside any lock; their transactions do not wait for the
 /// disk on PostgreSQL (`synchronous_commit = off`): until the swap nothing reads them, and
@@ -76,6 +76,12 @@ pub async fn rebuild(
     let mut next = read_batch(&log, position, batch_size).await?;
     while next.through > position {
         let batch = next;
+        // A task of its own, so that decoding the next batch runs on another worker
+        // thread while this one's rows are built and written.
+        let reading = tokio::spawn({
+            let (log, after) = (log.clone(), batch.through);
+            async move { read_batch(&log, after, batch_size).await }
+        });
         let fill = async {
             let mut tx = Tx::begin(database).await?;
             if tx.is_postgres() {
@@ -87,9 +93,10 @@ pub async fn rebuild(
             }
             tx.commit().await
         };
-        let (filled, read) = tokio::join!(fill, read_batch(&log, batch.through, batch_size));
-        filled?;
-        next = read?;
+        fill.await?;
+        next = reading
+            .await
+            .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))?;
         position = batch.through;
         events += batch.events.len() as u64;
         progress(RebuildProgress {
