@@ -22,6 +22,7 @@ use tracing::Instrument;
 use access_store::IdempotentStart;
 
 use crate::auth::{Caller, TokenVerifier};
+use crate::documents::ParsedDocuments;
 use crate::error::{ApiError, ErrorCode};
 use crate::observe::unlabelled_series;
 use crate::schema::{self, AccessSchema};
@@ -47,6 +48,7 @@ const BUSY_WARNING_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 struct AppState {
     schema: AccessSchema,
+    documents: Arc<ParsedDocuments>,
     verifier: TokenVerifier,
     service: AccessService,
     serving: Arc<Serving>,
@@ -98,6 +100,7 @@ pub fn router(service: AccessService, verifier: TokenVerifier, max_requests: usi
         .layer(middleware::from_fn(with_request_id))
         .with_state(AppState {
             schema,
+            documents: Arc::default(),
             verifier,
             service,
             serving: Arc::new(Serving {
@@ -361,8 +364,9 @@ async fn execute(
 ) -> async_graphql::Response {
     // Parsed here (the schema reuses it) so that a syntax error is answered by
     // `unparsable`, not in async-graphql's words.
-    if request.parsed_query().is_err() {
-        return unparsable(&request.query);
+    match state.documents.parse(&request.query) {
+        Some(document) => request.set_parsed_query(document),
+        None => return unparsable(&request.query),
     }
     let execution = state.schema.execute(request.data(caller));
     let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, execution).await {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod clinician;
+mod documents;
 pub mod error;
 mod http;
 mod notifications;
