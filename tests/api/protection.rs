@@ -347,6 +347,36 @@ async fn one_person_making_too_many_mutations_is_slowed_down_and_others_are_not(
 }
 
 #[tokio::test]
+async fn a_mutation_document_beyond_the_budget_is_refused_whole_and_none_of_it_runs() {
+    for app in spawn_apps().await {
+        // One change that would be accepted, then enough others to pass the burst.
+        let withdrawals: String = (0..100)
+            .map(|n| format!(" w{n}: withdrawRoleRequest(requestId: \"nope\") {{ state }}"))
+            .collect();
+        let document = format!(
+            "mutation($input: RequestRoleInput!) {{ requestRole(input: $input) {{ request {{ state }} }}{withdrawals} }}"
+        );
+        let input = json!({ "input": {
+            "organizationId": GREENVILLE, "role": "SECURITY_OFFICIAL", "proof": greenville_proof()
+        } });
+        let response = app
+            .graphql(Some(&token("greedy", &[])), &document, input)
+            .await;
+        let errors = response.0["errors"].as_array().cloned().unwrap_or_default();
+        assert_eq!(errors.len(), 101, "{}: {}", app.label, response.0);
+        assert!(
+            errors
+                .iter()
+                .all(|error| error["extensions"]["code"] == "RATE_LIMITED"),
+            "{}: {}",
+            app.label,
+            response.0
+        );
+        assert!(app.stored_events().await.is_empty(), "{}", app.label);
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_operations_by_outcome_and_events_appended() {
     for app in spawn_apps().await {
         app.first_security_official_of_greenville("alice").await;

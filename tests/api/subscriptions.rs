@@ -171,3 +171,30 @@ async fn a_subscription_without_a_token_is_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn mutations_sent_over_the_websocket_are_charged_to_the_senders_budget() {
+    for app in spawn_apps().await {
+        // The burst is 100 mutations: a document of 101 is refused whole.
+        let withdrawals: String = (0..101)
+            .map(|n| format!(" w{n}: withdrawRoleRequest(requestId: \"nope\") {{ state }}"))
+            .collect();
+        let mut sender = Subscriber::open(
+            &app,
+            Some(&token("greedy", &[])),
+            &format!("mutation {{{withdrawals} }}"),
+        )
+        .await;
+        let answer = sender.message().await;
+        let errors = answer["payload"]["errors"]
+            .as_array()
+            .or_else(|| answer["payload"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        let codes: Vec<&str> = errors
+            .iter()
+            .filter_map(|error| error["extensions"]["code"].as_str())
+            .collect();
+        assert_eq!(codes, ["RATE_LIMITED"], "{}: {answer}", app.label);
+    }
+}

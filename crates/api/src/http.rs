@@ -24,7 +24,7 @@ use access_store::IdempotentStart;
 use crate::auth::{Caller, TokenVerifier};
 use crate::documents::ParsedDocuments;
 use crate::error::{ApiError, ErrorCode};
-use crate::observe::unlabelled_series;
+use crate::observe::{unlabelled_series, Operation};
 use crate::schema::{self, AccessSchema};
 use crate::service::AccessService;
 use crate::value_free::without_values;
@@ -48,6 +48,7 @@ const BUSY_WARNING_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 struct AppState {
     schema: AccessSchema,
+    websocket_schema: AccessSchema,
     documents: Arc<ParsedDocuments>,
     verifier: TokenVerifier,
     service: AccessService,
@@ -90,6 +91,7 @@ impl Serving {
 /// served at once.
 pub fn router(service: AccessService, verifier: TokenVerifier, max_requests: usize) -> Router {
     let schema = schema::build(Some(service.clone()));
+    let websocket_schema = schema::for_websocket(service.clone());
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(subscriptions))
@@ -100,6 +102,7 @@ pub fn router(service: AccessService, verifier: TokenVerifier, max_requests: usi
         .layer(middleware::from_fn(with_request_id))
         .with_state(AppState {
             schema,
+            websocket_schema,
             documents: Arc::default(),
             verifier,
             service,
@@ -364,10 +367,19 @@ async fn execute(
 ) -> async_graphql::Response {
     // Parsed here (the schema reuses it) so that a syntax error is answered by
     // `unparsable`, not in async-graphql's words.
-    match state.documents.parse(&request.query) {
-        Some(document) => request.set_parsed_query(document),
-        None => return unparsable(&request.query),
+    let Some(document) = state.documents.parse(&request.query) else {
+        return unparsable(&request.query);
+    };
+    let operation = Operation::of(&document, request.operation_name.as_deref());
+    request.set_parsed_query(document);
+    if let Some(operation) = &operation {
+        if let Err(refusal) = operation.admit(&state.service, &caller).await {
+            let refused = operation.refused(refusal);
+            operation.observe(state.service.metrics(), &refused, Instant::now());
+            return refused;
+        }
     }
+    let started = Instant::now();
     let execution = state.schema.execute(request.data(caller));
     let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, execution).await {
         Ok(response) => response,
@@ -376,6 +388,9 @@ async fn execute(
             refusal_response(ApiError::Timeout)
         }
     };
+    if let Some(operation) = &operation {
+        operation.observe(state.service.metrics(), &response, started);
+    }
     // Parse, validation and limit errors come from async-graphql itself,
     // without a code; clients get one for every error all the same.
     for error in &mut response.errors {
@@ -447,7 +462,7 @@ async fn subscriptions(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| {
             let verifier = state.verifier.clone();
-            GraphQLWebSocket::new(stream, state.schema.clone(), protocol)
+            GraphQLWebSocket::new(stream, state.websocket_schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let from_payload = ["Authorization", "authorization"]
                         .iter()

@@ -1,7 +1,7 @@
 //! One choke point every root field passes through: it counts and times each
 //! operation for `/metrics` and applies the per-person mutation rate limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 
 use access_domain::identifiers::PersonId;
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
-use async_graphql::{ServerError, ServerResult, Value};
+use async_graphql::parser::parse_query;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{PathSegment, Response, ServerError, ServerResult};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -81,7 +85,7 @@ impl Metrics {
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         let mut text = String::new();
-        text.push_str("# HELP access_graphql_requests_total GraphQL root fields resolved, by operation and outcome (ok or the error code).\n");
+        text.push_str("# HELP access_graphql_requests_total GraphQL root fields answered, by operation and outcome (ok or the error code).\n");
         text.push_str("# TYPE access_graphql_requests_total counter\n");
         for ((operation, outcome), count) in self.outcomes.lock().expect("metrics lock").iter() {
             let _ = writeln!(
@@ -89,7 +93,7 @@ impl Metrics {
                 "access_graphql_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {count}"
             );
         }
-        text.push_str("# HELP access_graphql_request_duration_seconds Time to resolve a GraphQL root field.\n");
+        text.push_str("# HELP access_graphql_request_duration_seconds Time to execute the operation holding a GraphQL root field.\n");
         text.push_str("# TYPE access_graphql_request_duration_seconds histogram\n");
         for (operation, histogram) in self.latencies.lock().expect("metrics lock").iter() {
             for (bound, count) in BUCKETS.iter().zip(histogram.counts) {
@@ -182,70 +186,195 @@ impl MutationLimit {
     }
 }
 
-/// The async-graphql extension behind [`Metrics`] and [`MutationLimit`].
-pub struct Observe {
-    pub metrics: Arc<Metrics>,
-    pub mutation_limit: Arc<MutationLimit>,
+/// The operation a GraphQL request runs, by its root fields: what [`Metrics`]
+/// counts and [`MutationLimit`] charges. Worked out from the parsed document by
+/// the HTTP handler, not by an async-graphql extension: with any extension in the
+/// schema, async-graphql wraps every field of every answer in the extensions'
+/// hooks, which cost long answers a seventh of their throughput
+/// (docs/performance.md, workload c).
+pub(crate) struct Operation {
+    is_mutation: bool,
+    fields: Vec<RootField>,
 }
 
-impl ExtensionFactory for Observe {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ObserveRequest {
-            metrics: self.metrics.clone(),
-            mutation_limit: self.mutation_limit.clone(),
+struct RootField {
+    /// What `/metrics` counts it under.
+    name: String,
+    /// Where its errors are in the answer: the alias, or the name.
+    key: String,
+}
+
+impl Operation {
+    /// The operation the schema runs for `name`: the named one, or the only one;
+    /// `None` when there is no such operation (the schema then answers why).
+    pub(crate) fn of(document: &ExecutableDocument, name: Option<&str>) -> Option<Operation> {
+        let definition = match (&document.operations, name) {
+            (DocumentOperations::Single(definition), None) => definition,
+            (DocumentOperations::Multiple(named), Some(name)) => named.get(name)?,
+            (DocumentOperations::Multiple(named), None) if named.len() == 1 => {
+                named.values().next()?
+            }
+            _ => return None,
+        };
+        let mut fields = Vec::new();
+        root_fields(
+            document,
+            &definition.node.selection_set.node,
+            &mut HashSet::new(),
+            &mut fields,
+        );
+        Some(Operation {
+            is_mutation: definition.node.ty == OperationType::Mutation,
+            fields,
         })
+    }
+
+    /// Charges an authenticated caller's mutations to their budget, and records the
+    /// contact their token gives before the mutations run; refuses when the budget
+    /// cannot cover them all, and then none of them runs.
+    pub(crate) async fn admit(
+        &self,
+        service: &AccessService,
+        caller: &Caller,
+    ) -> Result<(), ApiError> {
+        let Caller::Authenticated(identity) = caller else {
+            return Ok(());
+        };
+        if !self.is_mutation {
+            return Ok(());
+        }
+        let refused = self
+            .fields
+            .iter()
+            .map(|_| service.mutation_limit().take(&identity.person))
+            .find_map(Result::err);
+        if let Some(refusal) = refused {
+            return Err(refusal);
+        }
+        crate::notifications::remember(service, identity).await;
+        Ok(())
+    }
+
+    /// The answer to a refused operation: one error per root field.
+    pub(crate) fn refused(&self, refusal: ApiError) -> Response {
+        let error = async_graphql::Error::from(refusal);
+        Response::from_errors(
+            self.fields
+                .iter()
+                .map(|field| {
+                    let mut refused = ServerError::new(error.message.clone(), None);
+                    refused.extensions = error.extensions.clone();
+                    refused.path = vec![PathSegment::Field(field.key.clone())];
+                    refused
+                })
+                .collect(),
+        )
+    }
+
+    /// Counts each root field under the code of the first error at or under it, or
+    /// of the first error of the whole request (validation, limits, timeout), else
+    /// `ok`; all of them timed by the operation.
+    pub(crate) fn observe(&self, metrics: &Metrics, response: &Response, started: Instant) {
+        let elapsed = started.elapsed();
+        let whole = response.errors.iter().find(|error| error.path.is_empty());
+        for field in &self.fields {
+            let outcome = response
+                .errors
+                .iter()
+                .find(|error| {
+                    matches!(error.path.first(), Some(PathSegment::Field(key)) if *key == field.key)
+                })
+                .or(whole)
+                .map_or_else(|| "ok".to_string(), error_code);
+            metrics.observe(&field.name, &outcome, elapsed);
+        }
     }
 }
 
-struct ObserveRequest {
-    metrics: Arc<Metrics>,
-    mutation_limit: Arc<MutationLimit>,
+/// Mutations sent over the WebSocket, which the HTTP handler never sees, are
+/// charged and remember their sender like the others. Only on the WebSocket's
+/// schema: an extension makes async-graphql wrap every field in its hooks.
+pub(crate) struct WebSocketMutations;
+
+impl ExtensionFactory for WebSocketMutations {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(WebSocketMutations)
+    }
 }
 
 #[async_trait::async_trait]
-impl Extension for ObserveRequest {
-    async fn resolve(
+impl Extension for WebSocketMutations {
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if info.path_node.parent.is_some() {
-            return next.run(ctx, info).await;
-        }
-        let operation = info.name.to_string();
-        let started = Instant::now();
-        let limited = match (info.parent_type, ctx.data_opt::<Caller>()) {
-            ("Mutation", Some(Caller::Authenticated(identity))) => {
-                let refused = self.mutation_limit.take(&identity.person).err();
-                if let (None, Some(service)) = (&refused, ctx.data_opt::<AccessService>()) {
-                    crate::notifications::remember(service, identity).await;
-                }
-                refused
-            }
-            _ => None,
-        };
-        let result = match limited {
-            Some(refusal) => {
+        request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<async_graphql::Request> {
+        let operation = parse_query(&request.query)
+            .ok()
+            .and_then(|document| Operation::of(&document, request.operation_name.as_deref()));
+        if let (Some(operation), Some(service), Some(caller)) = (
+            operation,
+            ctx.data_opt::<AccessService>(),
+            ctx.data_opt::<Caller>(),
+        ) {
+            if let Err(refusal) = operation.admit(service, caller).await {
                 let error = async_graphql::Error::from(refusal);
                 let mut refused = ServerError::new(error.message, None);
                 refused.extensions = error.extensions;
-                Err(refused)
+                return Err(refused);
             }
-            None => next.run(ctx, info).await,
-        };
-        let outcome = match &result {
-            Ok(_) => "ok".to_string(),
-            Err(error) => error
-                .extensions
-                .as_ref()
-                .and_then(|extensions| extensions.get("code"))
-                .map(|code| code.to_string().trim_matches('"').to_string())
-                .unwrap_or_else(|| "INVALID_QUERY".to_string()),
-        };
-        self.metrics
-            .observe(&operation, &outcome, started.elapsed());
-        result
+        }
+        next.run(ctx, request).await
+    }
+}
+
+fn error_code(error: &ServerError) -> String {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"))
+        .map(|code| code.to_string().trim_matches('"').to_string())
+        .unwrap_or_else(|| "INVALID_QUERY".to_string())
+}
+
+/// An operation's root fields, through the fragments spread at its root.
+fn root_fields<'a>(
+    document: &'a ExecutableDocument,
+    selections: &'a SelectionSet,
+    spread: &mut HashSet<&'a str>,
+    fields: &mut Vec<RootField>,
+) {
+    for selection in &selections.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                let field = &field.node;
+                // Introspection is not an operation of the product.
+                if !field.name.node.starts_with("__") {
+                    fields.push(RootField {
+                        name: field.name.node.to_string(),
+                        key: field.response_key().node.to_string(),
+                    });
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                root_fields(document, &fragment.node.selection_set.node, spread, fields);
+            }
+            Selection::FragmentSpread(fragment) => {
+                let name = fragment.node.fragment_name.node.as_str();
+                // Validation, which comes later, refuses cycles; this must not loop first.
+                if spread.insert(name) {
+                    if let Some(definition) = document.fragments.get(name) {
+                        root_fields(
+                            document,
+                            &definition.node.selection_set.node,
+                            spread,
+                            fields,
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -260,6 +389,72 @@ mod tests {
 
     fn tracked(limit: &MutationLimit) -> usize {
         limit.buckets.lock().unwrap().entries.len()
+    }
+
+    fn root_fields_of(query: &str, name: Option<&str>) -> Option<(bool, Vec<(String, String)>)> {
+        let document = async_graphql::parser::parse_query(query).unwrap();
+        Operation::of(&document, name).map(|operation| {
+            let fields = operation
+                .fields
+                .into_iter()
+                .map(|field| (field.name, field.key))
+                .collect();
+            (operation.is_mutation, fields)
+        })
+    }
+
+    fn field(name: &str, key: &str) -> (String, String) {
+        (name.to_string(), key.to_string())
+    }
+
+    const SCREENS_AND_DECIDE: &str =
+        "query Screens { me { id } inbox: pendingRequests { totalCount } ...More __typename } \
+         fragment More on Query { manageAccess { tabs { type } } ... on Query { authorize(organizationId: \"x\") { allowed } } } \
+         mutation Decide { approveRoleRequest(requestId: \"r\") { state } }";
+
+    #[test]
+    fn an_operations_root_fields_are_found_under_their_aliases_and_through_fragments() {
+        assert_eq!(
+            root_fields_of(SCREENS_AND_DECIDE, Some("Screens")),
+            Some((
+                false,
+                vec![
+                    field("me", "me"),
+                    field("pendingRequests", "inbox"),
+                    field("manageAccess", "manageAccess"),
+                    field("authorize", "authorize"),
+                ]
+            ))
+        );
+        assert_eq!(
+            root_fields_of(SCREENS_AND_DECIDE, Some("Decide")),
+            Some((
+                true,
+                vec![field("approveRoleRequest", "approveRoleRequest")]
+            ))
+        );
+    }
+
+    #[test]
+    fn the_operation_is_picked_as_the_schema_picks_it() {
+        assert!(root_fields_of(SCREENS_AND_DECIDE, None).is_none());
+        assert!(root_fields_of(SCREENS_AND_DECIDE, Some("Other")).is_none());
+        assert!(root_fields_of("{ me { id } }", Some("Named")).is_none());
+        assert_eq!(
+            root_fields_of("query Only { me { id } }", None),
+            Some((false, vec![field("me", "me")]))
+        );
+    }
+
+    #[test]
+    fn fragments_spread_in_a_cycle_are_followed_once() {
+        assert_eq!(
+            root_fields_of(
+                "{ ...A } fragment A on Query { me { id } ...B } fragment B on Query { ...A }",
+                None
+            ),
+            Some((false, vec![field("me", "me")]))
+        );
     }
 
     #[test]

@@ -11,14 +11,14 @@ use access_domain::proof::SecurityOfficialProof as Proof;
 use access_domain::roles::Role as DomainRole;
 use access_domain::{Organization as OrganizationState, OrganizationCommand, OrganizationEvent};
 use access_reference::SearchError;
-use async_graphql::{Context, InputObject, Object, Schema, Subscription, ID};
+use async_graphql::{Context, InputObject, Object, Schema, SchemaBuilder, Subscription, ID};
 use futures_util::Stream;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Identity};
 use crate::clinician::{self, ManualProof};
 use crate::error::{ApiError, ApiResult, ErrorCode, GqlResult};
-use crate::observe::Observe;
+use crate::observe::WebSocketMutations;
 use crate::read_models::{
     AuditEventConnection, AuditFilter, BlockedAccount, ClinicianConnection, ClinicianManualInput,
     ClinicianMatch, Decision, ManageAccess, Notification, RoleRequestConnection,
@@ -40,20 +40,26 @@ const MAX_COMPLEXITY: usize = 2_000;
 
 /// The schema; `service` is absent only when exporting the SDL.
 pub fn build(service: Option<AccessService>) -> AccessSchema {
-    let builder = Schema::build(Query, Mutation, Subscription)
+    match service {
+        Some(service) => builder().data(service).finish(),
+        None => builder().finish(),
+    }
+}
+
+/// The schema the WebSocket serves: the HTTP handler's checks of mutations
+/// (docs/operations.md) are an extension there.
+pub(crate) fn for_websocket(service: AccessService) -> AccessSchema {
+    builder()
+        .extension(WebSocketMutations)
+        .data(service)
+        .finish()
+}
+
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation, Subscription)
         .register_output_type::<ErrorCode>()
         .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY);
-    match service {
-        Some(service) => builder
-            .extension(Observe {
-                metrics: service.metrics().clone(),
-                mutation_limit: service.mutation_limit().clone(),
-            })
-            .data(service)
-            .finish(),
-        None => builder.finish(),
-    }
+        .limit_complexity(MAX_COMPLEXITY)
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.
