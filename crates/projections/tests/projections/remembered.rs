@@ -15,23 +15,21 @@ use crate::common::{
 /// Deletes the person's grants from the view table directly, as no projector would:
 /// an answer that still shows them came from memory.
 async fn erase_grants_behind_the_views_back(h: &Harness, person: &PersonId) {
-    let sql = "DELETE FROM view_grants WHERE person_id = $1";
+    // The two pools' queries are of different types: one text, bound and run on each.
+    macro_rules! erase {
+        ($pool:expr) => {
+            sqlx::query("DELETE FROM view_grants WHERE person_id = $1")
+                .bind(person.as_str())
+                .execute($pool)
+                .await
+                .map(|_| ())
+        };
+    }
     match h.database.pool() {
-        Pool::Postgres(pool) => {
-            sqlx::query(sql)
-                .bind(person.as_str())
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-        Pool::Sqlite(pool) => {
-            sqlx::query(sql)
-                .bind(person.as_str())
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-    };
+        Pool::Postgres(pool) => erase!(pool),
+        Pool::Sqlite(pool) => erase!(pool),
+    }
+    .unwrap();
 }
 
 fn connections(page: &ManageAccess) -> usize {
