@@ -54,25 +54,31 @@ async fn security_official_of_the_practice(h: &Harness, projector: &Projector) {
     h.caught_up(projector).await;
 }
 
+/// Alice, Security Official of the practice, reads her page; then her grant is erased
+/// from the table and the page she is answered is still the one she read.
+async fn alices_page_served_from_memory(h: &Harness) -> (Projector, Views, ManageAccess) {
+    let projector = h.projector();
+    let views = projector.views();
+    security_official_of_the_practice(h, &projector).await;
+    let alice = person("alice");
+    let before = views.manage_access(&alice).await.unwrap();
+    erase_grants_behind_the_views_back(h, &alice).await;
+    let remembered = views.manage_access(&alice).await.unwrap();
+    assert_eq!(remembered, before, "{}: not served from memory", h.label);
+    (projector, views, before)
+}
+
 #[tokio::test]
 async fn a_remembered_manage_access_page_is_forgotten_when_its_organization_changes() {
     let practice = ORGANIZATIONS[0];
     for h in harnesses().await {
-        let projector = h.projector();
-        let views = projector.views();
-        security_official_of_the_practice(&h, &projector).await;
-        let alice = person("alice");
-        let before = views.manage_access(&alice).await.unwrap();
+        let (projector, views, before) = alices_page_served_from_memory(&h).await;
         assert_eq!(pending_users(&before), [0], "{}", h.label);
-
-        erase_grants_behind_the_views_back(&h, &alice).await;
-        let remembered = views.manage_access(&alice).await.unwrap();
-        assert_eq!(remembered, before, "{}: not served from memory", h.label);
 
         h.run(practice, request(practice, "bob", Role::StaffUser, None))
             .await;
         h.caught_up(&projector).await;
-        let after = views.manage_access(&alice).await.unwrap();
+        let after = views.manage_access(&person("alice")).await.unwrap();
         assert_eq!(
             connections(&after),
             0,
@@ -87,14 +93,8 @@ async fn a_remembered_manage_access_page_is_forgotten_when_its_organization_chan
 async fn a_remembered_page_is_forgotten_when_its_reader_acts_in_an_organization_it_did_not_show() {
     let [practice, entity, ..] = ORGANIZATIONS;
     for h in harnesses().await {
-        let projector = h.projector();
-        let views = projector.views();
-        security_official_of_the_practice(&h, &projector).await;
-        let alice = person("alice");
-        let before = views.manage_access(&alice).await.unwrap();
+        let (projector, views, before) = alices_page_served_from_memory(&h).await;
         assert!(before.open_requests.is_empty(), "{}", h.label);
-        erase_grants_behind_the_views_back(&h, &alice).await;
-        assert_eq!(views.manage_access(&alice).await.unwrap(), before);
 
         // A proof that does not match: the request stays open, proof rejected.
         h.run(
@@ -103,7 +103,7 @@ async fn a_remembered_page_is_forgotten_when_its_reader_acts_in_an_organization_
         )
         .await;
         h.caught_up(&projector).await;
-        let after = views.manage_access(&alice).await.unwrap();
+        let after = views.manage_access(&person("alice")).await.unwrap();
         assert_eq!(
             (connections(&after), after.open_requests.len()),
             (0, 1),
