@@ -355,20 +355,6 @@ async fn catch_up(shared: &Shared, view: View, mut position: i64) -> Result<i64,
             return Ok(position);
         }
         position = commit_batch(shared, view, position, &batch).await?;
-        if view == View::Access {
-            // Before the new position is published: a caller waiting for it must find
-            // the answers it changed forgotten.
-            if position == batch.through {
-                shared.remembered.changed(
-                    batch
-                        .events
-                        .iter()
-                        .map(|envelope| (&envelope.organization, subject(&envelope.event))),
-                );
-            } else {
-                shared.remembered.forget_everything();
-            }
-        }
         shared.reached(view, position);
         shared.progress.send_replace(());
     }
@@ -393,6 +379,9 @@ async fn commit_batch(
             checkpoint,
             "the checkpoint moved under this projector; resuming from it"
         );
+        if view == View::Access {
+            shared.remembered.forget_everything();
+        }
         return Ok(checkpoint);
     }
     let names = shared.options.organization_names.as_deref();
@@ -408,7 +397,22 @@ async fn commit_batch(
         return Err(Error::FailPoint);
     }
     set_checkpoint(&mut tx, view, batch.through).await?;
-    tx.commit().await?;
+    if view != View::Access {
+        tx.commit().await?;
+        return Ok(batch.through);
+    }
+    // The answers the batch changes are forgotten before the commit, and none is kept
+    // until it is done: a caller that sees the new checkpoint, in the database or in
+    // `reached`, never finds one of them remembered from before.
+    shared.remembered.changing(
+        batch
+            .events
+            .iter()
+            .map(|envelope| (&envelope.organization, subject(&envelope.event))),
+    );
+    let committed = tx.commit().await;
+    shared.remembered.settled();
+    committed?;
     Ok(batch.through)
 }
 

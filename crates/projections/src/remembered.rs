@@ -1,11 +1,11 @@
 //! Manage Access pages and pending queues kept in memory by the process that writes the
 //! access view (docs/adr/12-remembered-answers.md).
 //!
-//! That process applies every change to the view, and forgets the answers a change
-//! touches after its transaction commits and before the view's new position is
-//! published, so a caller waiting for its own command's position (read-your-writes)
-//! never gets an answer from before it. Processes that do not write the view keep
-//! nothing and read the tables.
+//! That process applies every change to the view: it forgets the answers a change
+//! touches before the change's transaction commits, and keeps no answer until the
+//! commit is done, so a caller who saw the view's new position, wherever it read it
+//! (read-your-writes), never gets an answer from before it. Processes that do not
+//! write the view keep nothing and read the tables.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -30,6 +30,8 @@ struct State {
     /// Whether this process writes the access view: only then does it hear of every
     /// change before anyone can wait for it.
     writing: bool,
+    /// Between a change's forgetting and the end of its commit.
+    committing: bool,
     /// Counts the view's changes (and every forgetting of everything). An answer read
     /// from the tables is kept only when none came between the read's start and its
     /// keeping: a change in between may be missing from it and was forgotten already.
@@ -130,14 +132,17 @@ impl Remembered {
         });
     }
 
-    /// The view changed these organizations and people (the person each event is
-    /// about): forgets every answer that may show it.
-    pub(crate) fn changed<'a>(
+    /// The view is about to commit a change to these organizations and people (the
+    /// person each event is about): forgets every answer that may show it, and keeps
+    /// none until [`settled`](Self::settled), since a read meanwhile may come from
+    /// either side of the commit.
+    pub(crate) fn changing<'a>(
         &self,
         touched: impl IntoIterator<Item = (&'a OrganizationId, Option<&'a PersonId>)>,
     ) {
         let mut state = self.state();
         state.changes += 1;
+        state.committing = true;
         if state.people.is_empty() {
             return;
         }
@@ -151,6 +156,13 @@ impl Remembered {
         for person in forget {
             state.forget(&person);
         }
+    }
+
+    /// The commit announced by [`changing`](Self::changing) is done, or failed.
+    pub(crate) fn settled(&self) {
+        let mut state = self.state();
+        state.changes += 1;
+        state.committing = false;
     }
 
     /// Whether this process writes the access view from now on. Either way everything
@@ -176,7 +188,7 @@ impl State {
         organizations: impl IntoIterator<Item = OrganizationId>,
         store: impl FnOnce(&mut Answers),
     ) {
-        if !self.writing || ticket.0 != self.changes {
+        if !self.writing || self.committing || ticket.0 != self.changes {
             return;
         }
         if self.people.len() >= PEOPLE && !self.people.contains_key(person) {
@@ -291,7 +303,8 @@ mod tests {
         let remembered = writing();
         keep(&remembered, "alice", &connected_to(PRACTICE));
         keep(&remembered, "bob", &connected_to(ENTITY));
-        remembered.changed([(&organization(PRACTICE), Some(&person("carol")))]);
+        remembered.changing([(&organization(PRACTICE), Some(&person("carol")))]);
+        remembered.settled();
         assert!(remembered.manage_access(&person("alice")).is_none());
         assert!(remembered.manage_access(&person("bob")).is_some());
     }
@@ -300,7 +313,8 @@ mod tests {
     fn a_change_about_a_person_forgets_their_answers_whichever_organization_it_is_in() {
         let remembered = writing();
         keep(&remembered, "alice", &connected_to(PRACTICE));
-        remembered.changed([(&organization(ENTITY), Some(&person("alice")))]);
+        remembered.changing([(&organization(ENTITY), Some(&person("alice")))]);
+        remembered.settled();
         assert!(remembered.manage_access(&person("alice")).is_none());
     }
 
@@ -308,9 +322,24 @@ mod tests {
     fn an_answer_read_before_a_change_is_not_kept_even_when_the_change_seems_unrelated() {
         let remembered = writing();
         let ticket = remembered.ticket().unwrap();
-        remembered.changed([(&organization(ENTITY), Some(&person("bob")))]);
+        remembered.changing([(&organization(ENTITY), Some(&person("bob")))]);
+        remembered.settled();
         remembered.keep_manage_access(ticket, &person("alice"), &connected_to(PRACTICE));
         assert!(remembered.manage_access(&person("alice")).is_none());
+    }
+
+    #[test]
+    fn no_answer_is_kept_while_a_change_commits_and_untouched_ones_stay() {
+        let remembered = writing();
+        keep(&remembered, "bob", &connected_to(ENTITY));
+        remembered.changing([(&organization(PRACTICE), Some(&person("carol")))]);
+        let ticket = remembered.ticket().unwrap();
+        remembered.keep_manage_access(ticket, &person("alice"), &connected_to(PRACTICE));
+        assert!(remembered.manage_access(&person("alice")).is_none());
+        assert!(remembered.manage_access(&person("bob")).is_some());
+        remembered.settled();
+        keep(&remembered, "alice", &connected_to(PRACTICE));
+        assert!(remembered.manage_access(&person("alice")).is_some());
     }
 
     #[test]
@@ -335,7 +364,8 @@ mod tests {
             vec![organization(PRACTICE)],
         );
         assert_eq!(remembered.pending(&alice, &key), Some(empty));
-        remembered.changed([(&organization(PRACTICE), Some(&person("bob")))]);
+        remembered.changing([(&organization(PRACTICE), Some(&person("bob")))]);
+        remembered.settled();
         assert_eq!(remembered.pending(&alice, &key), None);
     }
 
