@@ -257,13 +257,12 @@ impl Operation {
 
     /// The answer to a refused operation: one error per root field.
     pub(crate) fn refused(&self, refusal: ApiError) -> Response {
-        let error = async_graphql::Error::from(refusal);
+        let error = refused_operation(refusal);
         Response::from_errors(
             self.fields
                 .iter()
                 .map(|field| {
-                    let mut refused = ServerError::new(error.message.clone(), None);
-                    refused.extensions = error.extensions.clone();
+                    let mut refused = error.clone();
                     refused.path = vec![PathSegment::Field(field.key.clone())];
                     refused
                 })
@@ -319,14 +318,19 @@ impl Extension for WebSocketMutations {
             ctx.data_opt::<Caller>(),
         ) {
             if let Err(refusal) = operation.admit(service, caller).await {
-                let error = async_graphql::Error::from(refusal);
-                let mut refused = ServerError::new(error.message, None);
-                refused.extensions = error.extensions;
-                return Err(refused);
+                return Err(refused_operation(refusal));
             }
         }
         next.run(ctx, request).await
     }
+}
+
+/// A refusal before anything ran: its message and code, no place in the document.
+fn refused_operation(refusal: ApiError) -> ServerError {
+    let error = async_graphql::Error::from(refusal);
+    let mut refused = ServerError::new(error.message, None);
+    refused.extensions = error.extensions;
+    refused
 }
 
 fn error_code(error: &ServerError) -> String {
