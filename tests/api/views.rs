@@ -534,3 +534,63 @@ async fn a_request_closed_long_ago_is_read_whole_from_the_views() {
         assert_eq!(again.code(), "REQUEST_NOT_PENDING", "{}", app.label);
     }
 }
+
+async fn answers_sent_as_kept(app: &TestApp) -> u64 {
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("access_graphql_answers_sent_as_kept_total "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no count of answers sent as kept in\n{metrics}",
+                app.label
+            )
+        })
+}
+
+/// docs/adr/13-remembered-answer-texts.md
+#[tokio::test]
+async fn a_repeated_read_is_answered_as_kept_for_its_reader_until_a_change_shows_in_it() {
+    for app in spawn_apps().await {
+        app.first_security_official_of_greenville("alice").await;
+        app.pending_staff_request("bob").await;
+        let alice = token("alice", &[]);
+        let queue = json!({ "first": 10 });
+        let first = app.graphql(Some(&alice), PENDING, queue.clone()).await;
+        let again = app.graphql(Some(&alice), PENDING, queue.clone()).await;
+        assert_eq!(again.0, first.0, "{}", app.label);
+        assert_eq!(answers_sent_as_kept(&app).await, 1, "{}", app.label);
+
+        app.pending_staff_request("carol").await;
+        let after = app.graphql(Some(&alice), PENDING, queue.clone()).await;
+        assert_eq!(requesters(&after), ["bob", "carol"], "{}", app.label);
+        app.graphql(Some(&alice), PENDING, queue.clone()).await;
+        assert_eq!(answers_sent_as_kept(&app).await, 2, "{}", app.label);
+
+        for _ in 0..2 {
+            app.graphql(Some(&alice), MANAGE_ACCESS, json!({}))
+                .await
+                .data("manageAccess");
+        }
+        let bob = app
+            .graphql(Some(&token("bob", &[])), MANAGE_ACCESS, json!({}))
+            .await;
+        assert_eq!(bob.data("manageAccess.tabs"), &json!([]), "{}", app.label);
+        assert_eq!(answers_sent_as_kept(&app).await, 3, "{}", app.label);
+
+        let with_tickets =
+            "{ pendingRequests(first: 10) { edges { node { ticket { number } } } } }";
+        for _ in 0..2 {
+            app.graphql(Some(&alice), with_tickets, json!({}))
+                .await
+                .data("pendingRequests");
+        }
+        assert_eq!(
+            answers_sent_as_kept(&app).await,
+            3,
+            "{}: a read of the support view was kept",
+            app.label
+        );
+    }
+}

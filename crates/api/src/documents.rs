@@ -3,7 +3,7 @@
 //! took a fifth of an `authorize` call's CPU (docs/performance.md, workload c).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::{parse_query, types::ExecutableDocument};
 
@@ -17,16 +17,16 @@ const LONGEST_KEPT: usize = 4 * 1024;
 
 #[derive(Default)]
 pub(crate) struct ParsedDocuments {
-    parsed: Mutex<HashMap<String, ExecutableDocument>>,
+    parsed: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
 }
 
 impl ParsedDocuments {
     /// The document `query` parses to; `None` when it is not valid GraphQL.
-    pub(crate) fn parse(&self, query: &str) -> Option<ExecutableDocument> {
+    pub(crate) fn parse(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
         if let Some(document) = self.kept().get(query) {
             return Some(document.clone());
         }
-        let document = parse_query(query).ok()?;
+        let document = Arc::new(parse_query(query).ok()?);
         if query.len() <= LONGEST_KEPT {
             let mut kept = self.kept();
             if kept.len() >= DOCUMENTS {
@@ -37,7 +37,7 @@ impl ParsedDocuments {
         Some(document)
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExecutableDocument>>> {
         // A map of parsed texts is whole between two statements: a panic
         // elsewhere while it was held leaves nothing half-written.
         self.parsed

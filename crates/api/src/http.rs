@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Data, ErrorExtensions, ParseRequestError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -213,7 +214,7 @@ async fn graphql(
         Err(refusal) => return answer(refusal_response(refusal)),
     };
     let (Some(key), Caller::Authenticated(identity)) = (key, &caller) else {
-        return answer(execute(&state, request, caller).await);
+        return respond(&state, request, caller).await;
     };
     let person = identity.person.to_string();
     let database = state.service.database();
@@ -261,7 +262,13 @@ async fn graphql(
     let response = match run {
         Run::Execute => {
             let tag = request_tag(&person, &key);
-            crate::service::serving_request(tag, execute(&state, request, caller)).await
+            let execution = async {
+                match prepare(&state, &request) {
+                    Some(prepared) => execute(&state, request, caller, prepared).await,
+                    None => unparsable(&request.query),
+                }
+            };
+            crate::service::serving_request(tag, execution).await
         }
         Run::AlreadyApplied => refusal_response(ApiError::AlreadyApplied),
     };
@@ -360,18 +367,104 @@ fn is_worth_retrying(error: &async_graphql::ServerError) -> bool {
     .any(|retryable| code == Some(&async_graphql::Value::from(retryable.as_str())))
 }
 
+/// A request's document, parsed, and the operation it runs.
+struct Prepared {
+    document: Arc<ExecutableDocument>,
+    operation: Option<Operation>,
+}
+
+/// Parsed here (the schema reuses it) so that a syntax error is answered by
+/// [`unparsable`], not in async-graphql's words: `None` for such a document.
+fn prepare(state: &AppState, request: &async_graphql::Request) -> Option<Prepared> {
+    let document = state.documents.parse(&request.query)?;
+    let operation = Operation::of(&document, request.operation_name.as_deref());
+    Some(Prepared {
+        document,
+        operation,
+    })
+}
+
+/// A request without an idempotency key. An operation reading only the caller's
+/// remembered Manage Access page and pending queue is answered with the text of an
+/// identical earlier answer while those pages are unchanged, and its answer's text is
+/// kept (docs/adr/13-remembered-answer-texts.md).
+async fn respond(state: &AppState, request: async_graphql::Request, caller: Caller) -> Response {
+    let Some(prepared) = prepare(state, &request) else {
+        return answer(unparsable(&request.query));
+    };
+    let person = match (&caller, &prepared.operation) {
+        (Caller::Authenticated(identity), Some(operation))
+            if operation.reads_remembered_pages_only =>
+        {
+            identity.person.clone()
+        }
+        _ => return answer(execute(state, request, caller, prepared).await),
+    };
+    let views = state.service.views();
+    let key = answer_key(&request);
+    let started = Instant::now();
+    if let Some(text) = views.answer_text(&person, &key) {
+        let metrics = state.service.metrics();
+        if let Some(operation) = &prepared.operation {
+            operation.observe(metrics, &async_graphql::Response::default(), started);
+        }
+        metrics.answer_sent_as_kept();
+        return graphql_body(Bytes::from_owner(ArcText(text)));
+    }
+    // Before the pages are read: an answer racing a change to them is not kept.
+    let ticket = views.read_ticket();
+    let response = execute(state, request, caller, prepared).await;
+    let Ok(text) = serde_json::to_string(&response) else {
+        return answer(response);
+    };
+    let text: Arc<str> = Arc::from(text);
+    if let (Some(ticket), true) = (ticket, response.errors.is_empty()) {
+        views.keep_answer_text(ticket, &person, key, text.clone());
+    }
+    graphql_body(Bytes::from_owner(ArcText(text)))
+}
+
+/// What makes two reads of one person the same read.
+fn answer_key(request: &async_graphql::Request) -> String {
+    let variables = serde_json::to_string(&request.variables).unwrap_or_default();
+    format!(
+        "{}\n{variables}\n{}",
+        request.operation_name.as_deref().unwrap_or_default(),
+        request.query
+    )
+}
+
+/// A kept answer's text, sent without a copy.
+struct ArcText(Arc<str>);
+
+impl AsRef<[u8]> for ArcText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// As async-graphql's own answers are sent.
+fn graphql_body(body: Bytes) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/graphql-response+json",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 async fn execute(
     state: &AppState,
     mut request: async_graphql::Request,
     caller: Caller,
+    Prepared {
+        document,
+        operation,
+    }: Prepared,
 ) -> async_graphql::Response {
-    // Parsed here (the schema reuses it) so that a syntax error is answered by
-    // `unparsable`, not in async-graphql's words.
-    let Some(document) = state.documents.parse(&request.query) else {
-        return unparsable(&request.query);
-    };
-    let operation = Operation::of(&document, request.operation_name.as_deref());
-    request.set_parsed_query(document);
+    request.set_parsed_query(ExecutableDocument::clone(&document));
     if let Some(operation) = &operation {
         if let Err(refusal) = operation.admit(&state.service, &caller).await {
             let refused = operation.refused(refusal);

@@ -11,6 +11,7 @@ mod notifications;
 mod observe;
 mod per_person;
 mod read_models;
+mod remembered_reads;
 pub mod schema;
 mod service;
 mod subscriptions;

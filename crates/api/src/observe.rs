@@ -20,6 +20,7 @@ use async_graphql::{PathSegment, Response, ServerError, ServerResult};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::per_person::PerPerson;
+use crate::remembered_reads::reads_remembered_pages_only;
 use crate::service::AccessService;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
@@ -54,6 +55,7 @@ pub struct Metrics {
     latencies: Mutex<BTreeMap<String, Histogram>>,
     events_appended: AtomicU64,
     turned_away: AtomicU64,
+    answers_sent_as_kept: AtomicU64,
 }
 
 impl Metrics {
@@ -78,6 +80,10 @@ impl Metrics {
     }
 
     /// Counts a GraphQL request turned away for want of capacity; answers the count so far.
+    pub(crate) fn answer_sent_as_kept(&self) {
+        self.answers_sent_as_kept.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn turned_away(&self) -> u64 {
         self.turned_away.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -131,6 +137,13 @@ impl Metrics {
             "counter",
             "GraphQL requests answered UNAVAILABLE (HTTP 503) unstarted, the process serving ACCESS_MAX_REQUESTS already.",
             self.turned_away.load(Ordering::Relaxed),
+        );
+        unlabelled_series(
+            &mut text,
+            "access_graphql_answers_sent_as_kept_total",
+            "counter",
+            "GraphQL answers sent as kept from an identical earlier read, unchanged since (docs/adr/13-remembered-answer-texts.md).",
+            self.answers_sent_as_kept.load(Ordering::Relaxed),
         );
         text
     }
@@ -195,6 +208,8 @@ impl MutationLimit {
 pub(crate) struct Operation {
     is_mutation: bool,
     fields: Vec<RootField>,
+    /// Whether its whole answer's text may be kept (crates/api/src/remembered_reads.rs).
+    pub(crate) reads_remembered_pages_only: bool,
 }
 
 struct RootField {
@@ -226,6 +241,7 @@ impl Operation {
         Some(Operation {
             is_mutation: definition.node.ty == OperationType::Mutation,
             fields,
+            reads_remembered_pages_only: reads_remembered_pages_only(document, &definition.node),
         })
     }
 

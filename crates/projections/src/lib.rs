@@ -93,5 +93,6 @@ pub use projector::FailPoint;
 pub use projector::{Appended, Lagging, Projector, ProjectorOptions};
 pub use read::{Edge, Page, Views};
 pub use rebuild::{rebuild, RebuildProgress, Rebuilt};
+pub use remembered::ReadTicket;
 pub use support::{FailedProof, Ticket};
 pub use view::{checkpoints, View};

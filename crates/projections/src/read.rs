@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use access_domain::identifiers::PersonId;
 use access_store::Database;
 
-use crate::remembered::Remembered;
+use crate::remembered::{ReadTicket, Remembered};
 
 /// Reads over the views, and the one change people make to them (marking a notification
 /// read); authorization stays with the caller.
@@ -30,6 +31,32 @@ impl Views {
             writes: database,
             remembered: Arc::default(),
         }
+    }
+
+    /// Taken before a read of Manage Access or the pending queue whose whole answer's
+    /// text may then be kept ([`keep_answer_text`](Self::keep_answer_text)); `None` when
+    /// these views remember nothing.
+    pub fn read_ticket(&self) -> Option<ReadTicket> {
+        self.remembered.ticket()
+    }
+
+    /// The text of an answer given to `person` for `key`, kept since and still true.
+    pub fn answer_text(&self, person: &PersonId, key: &str) -> Option<Arc<str>> {
+        self.remembered.text(person, key)
+    }
+
+    /// Keeps the text of an answer to `person` for `key`: the caller's document,
+    /// operation and variables, which must read nothing but the person's Manage Access
+    /// page and pending queue (and what never changes). It is forgotten with them
+    /// (docs/adr/13-remembered-answer-texts.md).
+    pub fn keep_answer_text(
+        &self,
+        ticket: ReadTicket,
+        person: &PersonId,
+        key: String,
+        text: Arc<str>,
+    ) {
+        self.remembered.keep_text(ticket, person, key, text);
     }
 }
 

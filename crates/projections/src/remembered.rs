@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use access_domain::identifiers::{OrganizationId, PersonId};
 
@@ -19,6 +19,13 @@ use crate::access::{ManageAccess, PendingRequests};
 /// next reads cost one query each, which is what they cost before, and memory stays
 /// bounded without ordering the people by use (about 2 KB each).
 const PEOPLE: usize = 20_000;
+/// Past this many bytes of answer texts (keys included), every text is forgotten at once
+/// and the pages stay: a text is rebuilt from its page at the cost of one GraphQL
+/// execution.
+const TEXT_BYTES: usize = 32 * 1024 * 1024;
+/// A person asking for more differently-shaped reads than this (pages after many cursors,
+/// say) has their texts forgotten and starts again: one person cannot take the memory.
+const TEXTS_PER_PERSON: usize = 16;
 
 #[derive(Default)]
 pub(crate) struct Remembered {
@@ -37,6 +44,8 @@ struct State {
     /// keeping: a change in between may be missing from it and was forgotten already.
     changes: u64,
     people: HashMap<PersonId, Answers>,
+    /// The length of every kept answer text and its key.
+    text_bytes: usize,
     /// The people whose kept answers list or count something of each organization.
     watching: HashMap<OrganizationId, HashSet<PersonId>>,
 }
@@ -46,7 +55,19 @@ struct State {
 struct Answers {
     manage_access: Option<ManageAccess>,
     pending: HashMap<PendingKey, PendingRequests>,
+    /// Whole GraphQL answers built from the pages above, by what asked for them (the
+    /// caller's document, operation and variables): `crates/api` keeps them.
+    texts: HashMap<String, Arc<str>>,
     organizations: HashSet<OrganizationId>,
+}
+
+impl Answers {
+    fn text_bytes(&self) -> usize {
+        self.texts
+            .iter()
+            .map(|(key, text)| key.len() + text.len())
+            .sum()
+    }
 }
 
 /// The arguments of one pending-queue page.
@@ -57,9 +78,9 @@ pub(crate) struct PendingKey {
     pub after: Option<String>,
 }
 
-/// Taken before a read of the tables; keeping its answer needs it unexpired.
+/// Taken before a read; keeping what the read found needs it unexpired.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Ticket(u64);
+pub struct ReadTicket(u64);
 
 impl Remembered {
     fn state(&self) -> MutexGuard<'_, State> {
@@ -72,9 +93,9 @@ impl Remembered {
 
     /// `None` when this process does not write the access view: its answers may not be
     /// kept.
-    pub(crate) fn ticket(&self) -> Option<Ticket> {
+    pub(crate) fn ticket(&self) -> Option<ReadTicket> {
         let state = self.state();
-        state.writing.then_some(Ticket(state.changes))
+        state.writing.then_some(ReadTicket(state.changes))
     }
 
     pub(crate) fn manage_access(&self, person: &PersonId) -> Option<ManageAccess> {
@@ -91,11 +112,52 @@ impl Remembered {
             .and_then(|answers| answers.pending.get(key).cloned())
     }
 
+    pub(crate) fn text(&self, person: &PersonId, key: &str) -> Option<Arc<str>> {
+        self.state()
+            .people
+            .get(person)
+            .and_then(|answers| answers.texts.get(key).cloned())
+    }
+
+    /// Keeps the text of an answer built, under `ticket`, from pages of `person` that are
+    /// kept: it depends on what they depend on, and goes when they go. Not kept when the
+    /// person has no page kept (one was read while a change committed, say): its
+    /// dependencies would be unknown.
+    pub(crate) fn keep_text(
+        &self,
+        ticket: ReadTicket,
+        person: &PersonId,
+        key: String,
+        text: Arc<str>,
+    ) {
+        let mut state = self.state();
+        if !state.may_keep(ticket) || !state.people.contains_key(person) {
+            return;
+        }
+        let length = key.len() + text.len();
+        if state.text_bytes + length > TEXT_BYTES {
+            state.forget_texts();
+        }
+        let Some(answers) = state.people.get_mut(person) else {
+            return;
+        };
+        let mut freed = answers
+            .texts
+            .remove(&key)
+            .map_or(0, |old| key.len() + old.len());
+        if answers.texts.len() >= TEXTS_PER_PERSON {
+            freed += answers.text_bytes();
+            answers.texts.clear();
+        }
+        answers.texts.insert(key, text);
+        state.text_bytes = state.text_bytes - freed + length;
+    }
+
     /// Keeps a Manage Access page read under `ticket`. It depends on the organizations
     /// it names: connections (counts included), feedback organizations, open requests.
     pub(crate) fn keep_manage_access(
         &self,
-        ticket: Ticket,
+        ticket: ReadTicket,
         person: &PersonId,
         page: &ManageAccess,
     ) {
@@ -121,7 +183,7 @@ impl Remembered {
     /// there belongs in it.
     pub(crate) fn keep_pending(
         &self,
-        ticket: Ticket,
+        ticket: ReadTicket,
         person: &PersonId,
         key: PendingKey,
         page: &PendingRequests,
@@ -183,12 +245,12 @@ impl Remembered {
 impl State {
     fn keep(
         &mut self,
-        ticket: Ticket,
+        ticket: ReadTicket,
         person: &PersonId,
         organizations: impl IntoIterator<Item = OrganizationId>,
         store: impl FnOnce(&mut Answers),
     ) {
-        if !self.writing || self.committing || ticket.0 != self.changes {
+        if !self.may_keep(ticket) {
             return;
         }
         if self.people.len() >= PEOPLE && !self.people.contains_key(person) {
@@ -206,10 +268,17 @@ impl State {
         }
     }
 
+    /// Whether what was read under `ticket` may be kept: no change came since it was
+    /// taken, and none is committing.
+    fn may_keep(&self, ticket: ReadTicket) -> bool {
+        self.writing && !self.committing && ticket.0 == self.changes
+    }
+
     fn forget(&mut self, person: &PersonId) {
         let Some(answers) = self.people.remove(person) else {
             return;
         };
+        self.text_bytes -= answers.text_bytes();
         for organization in answers.organizations {
             if let Some(watchers) = self.watching.get_mut(&organization) {
                 watchers.remove(person);
@@ -224,6 +293,14 @@ impl State {
         self.changes += 1;
         self.people.clear();
         self.watching.clear();
+        self.text_bytes = 0;
+    }
+
+    fn forget_texts(&mut self) {
+        for answers in self.people.values_mut() {
+            answers.texts.clear();
+        }
+        self.text_bytes = 0;
     }
 }
 
@@ -383,5 +460,94 @@ mod tests {
         keep(&remembered, "one-more", &connected_to(PRACTICE));
         assert!(remembered.manage_access(&person("person-0")).is_none());
         assert!(remembered.manage_access(&person("one-more")).is_some());
+    }
+
+    fn keep_text(remembered: &Remembered, name: &str, key: &str, text: &str) {
+        let ticket = remembered.ticket().expect("writing");
+        remembered.keep_text(ticket, &person(name), key.to_owned(), Arc::from(text));
+    }
+
+    fn text(remembered: &Remembered, name: &str, key: &str) -> Option<String> {
+        remembered
+            .text(&person(name), key)
+            .map(|text| text.to_string())
+    }
+
+    #[test]
+    fn an_answer_text_is_forgotten_with_the_page_it_was_built_from() {
+        let remembered = writing();
+        keep(&remembered, "alice", &connected_to(PRACTICE));
+        keep(&remembered, "bob", &connected_to(ENTITY));
+        keep_text(&remembered, "alice", "page", "alice's page");
+        keep_text(&remembered, "bob", "page", "bob's page");
+        assert_eq!(
+            text(&remembered, "alice", "page").as_deref(),
+            Some("alice's page")
+        );
+        remembered.changing([(&organization(PRACTICE), None)]);
+        remembered.settled();
+        assert_eq!(text(&remembered, "alice", "page"), None);
+        assert_eq!(
+            text(&remembered, "bob", "page").as_deref(),
+            Some("bob's page")
+        );
+    }
+
+    #[test]
+    fn an_answer_text_is_not_kept_for_a_person_whose_pages_are_not() {
+        let remembered = writing();
+        keep_text(&remembered, "alice", "page", "alice's page");
+        assert_eq!(text(&remembered, "alice", "page"), None);
+    }
+
+    #[test]
+    fn an_answer_text_built_before_a_change_or_during_its_commit_is_not_kept() {
+        let remembered = writing();
+        keep(&remembered, "alice", &connected_to(PRACTICE));
+        let before = remembered.ticket().unwrap();
+        remembered.changing([(&organization(ENTITY), None)]);
+        let during = remembered.ticket().unwrap();
+        remembered.keep_text(during, &person("alice"), "page".into(), Arc::from("during"));
+        assert_eq!(text(&remembered, "alice", "page"), None);
+        remembered.settled();
+        remembered.keep_text(before, &person("alice"), "page".into(), Arc::from("before"));
+        assert_eq!(text(&remembered, "alice", "page"), None);
+    }
+
+    #[test]
+    fn past_their_bound_in_bytes_the_texts_are_forgotten_and_the_pages_stay() {
+        let remembered = writing();
+        keep(&remembered, "alice", &connected_to(PRACTICE));
+        keep(&remembered, "bob", &connected_to(ENTITY));
+        let large = "x".repeat(TEXT_BYTES / 2);
+        keep_text(&remembered, "alice", "page", &large);
+        keep_text(&remembered, "alice", "page", &large);
+        assert!(
+            text(&remembered, "alice", "page").is_some(),
+            "a text replaced counts once"
+        );
+        keep_text(&remembered, "bob", "page", &large);
+        assert_eq!(text(&remembered, "alice", "page"), None);
+        assert!(text(&remembered, "bob", "page").is_some());
+        assert!(remembered.manage_access(&person("alice")).is_some());
+        assert_eq!(remembered.state().text_bytes, "page".len() + large.len());
+    }
+
+    #[test]
+    fn a_person_past_their_number_of_texts_starts_again_and_others_keep_theirs() {
+        let remembered = writing();
+        keep(&remembered, "alice", &connected_to(PRACTICE));
+        keep(&remembered, "bob", &connected_to(ENTITY));
+        keep_text(&remembered, "bob", "page", "bob's page");
+        for number in 0..TEXTS_PER_PERSON {
+            keep_text(&remembered, "alice", &format!("page {number}"), "text");
+        }
+        assert!(text(&remembered, "alice", "page 0").is_some());
+        keep_text(&remembered, "alice", "one more", "text");
+        assert_eq!(text(&remembered, "alice", "page 0"), None);
+        assert!(text(&remembered, "alice", "one more").is_some());
+        assert!(text(&remembered, "bob", "page").is_some());
+        let bytes = "one more".len() + "text".len() + "page".len() + "bob's page".len();
+        assert_eq!(remembered.state().text_bytes, bytes);
     }
 }
