@@ -905,8 +905,13 @@ impl Harness {
         );
         let mut recorder = Recorder::new();
         let deadline = Instant::now() + o.duration();
+        // Each cycle has each Security Official approve one request: paced below the
+        // server's budget of mutations per person, which a fast machine would pass.
+        let mut pace = tokio::time::interval(LONG_HISTORY_CYCLE);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cycle = 0;
         while cycle < 5 || (Instant::now() < deadline && cycle < 1000) {
+            pace.tick().await;
             for (name, org, so) in &targets {
                 staff_cycle(
                     &gql,
@@ -1623,6 +1628,10 @@ struct Waiting {
     person: String,
     security_official: usize,
 }
+
+/// Least time between two cycles of (d): 40 approvals a second by each Security
+/// Official, under the server's 50 mutations a second per person.
+const LONG_HISTORY_CYCLE: Duration = Duration::from_millis(25);
 
 /// Soak staff users kept per seeded organization before the oldest leave: the
 /// organizations' membership stops growing, as a real practice's does.
