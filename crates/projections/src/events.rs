@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::error::Error;
 
 /// One organization event with where it sits in the log.
+#[derive(Clone)]
 pub(crate) struct Envelope {
     pub position: i64,
     pub organization: OrganizationId,

@@ -69,6 +69,7 @@ mod audit;
 mod error;
 mod events;
 mod feed;
+mod grouped;
 mod notifications;
 mod projector;
 mod read;

@@ -2,12 +2,12 @@
 //! tails the log, waking on commits; with PostgreSQL, only the holder of the view's lease
 //! writes it.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use access_domain::identifiers::OrganizationId;
-use access_store::{Database, Pool};
+use access_store::{AppendQueue, Database, Pool};
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use sqlx::Connection;
 use tokio::sync::{broadcast, watch};
@@ -93,21 +93,32 @@ pub struct Lagging {
 #[derive(Clone)]
 pub struct Projector {
     shared: Arc<Shared>,
+    /// Where this process's PostgreSQL appends go to be written in groups.
+    appends: Option<AppendQueue>,
 }
 
-struct Shared {
-    database: Database,
-    options: ProjectorOptions,
+pub(crate) struct Shared {
+    pub(crate) database: Database,
+    pub(crate) options: ProjectorOptions,
     /// Fired after each batch this process applies, for `wait_for`.
-    progress: watch::Sender<()>,
+    pub(crate) progress: watch::Sender<()>,
     /// Fired on each PostgreSQL notification (other processes' commits).
-    notified: watch::Sender<()>,
-    stop: watch::Sender<bool>,
+    pub(crate) notified: watch::Sender<()>,
+    /// The highest position a notification named: a view already past it has nothing
+    /// to read when woken by one.
+    notified_head: AtomicI64,
+    /// Counts the times notifications were lost: a view that sees it change reads the
+    /// log whatever the head says.
+    pub(crate) notifications_lost: AtomicU64,
+    /// The last position of the latest group this process appended with the views:
+    /// their notifications wake no view, whose checkpoint moves with the commit.
+    pub(crate) projecting_through: AtomicI64,
+    pub(crate) stop: watch::Sender<bool>,
     /// Changes to role requests, for this process's subscribers.
     requests: broadcast::Sender<RequestChange>,
     /// Every organization event committed, by any process, as it is read.
     appended: broadcast::Sender<Appended>,
-    leading: [AtomicBool; View::ALL.len()],
+    pub(crate) leading: [AtomicBool; View::ALL.len()],
     /// Each view's checkpoint as this process's task for it last wrote or read it;
     /// meaningful while that task leads the view.
     reached: [AtomicI64; View::ALL.len()],
@@ -115,7 +126,7 @@ struct Shared {
     /// feed usually stand at the same position, and one read serves them all.
     recent: tokio::sync::Mutex<Vec<(i64, Arc<Batch>)>>,
     /// Answers of the access view, kept while this process writes it.
-    remembered: Arc<Remembered>,
+    pub(crate) remembered: Arc<Remembered>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -129,6 +140,9 @@ impl Projector {
             options,
             progress: watch::channel(()).0,
             notified: watch::channel(()).0,
+            notified_head: AtomicI64::new(0),
+            notifications_lost: AtomicU64::new(0),
+            projecting_through: AtomicI64::new(0),
             stop: watch::channel(false).0,
             requests: broadcast::channel(REQUEST_FEED_CAPACITY).0,
             appended: broadcast::channel(APPENDED_FEED_CAPACITY).0,
@@ -139,8 +153,12 @@ impl Projector {
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = Vec::new();
+        let mut appends = None;
         if let Pool::Postgres(pool) = shared.database.pool() {
             tasks.push(tokio::spawn(listen(shared.clone(), pool.clone())));
+            let (queue, task) = crate::grouped::start(shared.clone());
+            appends = Some(queue);
+            tasks.push(task);
         }
         for view in View::ALL {
             tasks.push(tokio::spawn(run(shared.clone(), view)));
@@ -150,7 +168,14 @@ impl Projector {
             .tasks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = tasks;
-        Projector { shared }
+        Projector { shared, appends }
+    }
+
+    /// On PostgreSQL, the queue through which a store's appends are written in groups,
+    /// with the views when this process writes them all
+    /// (`AggregateStore::appending_through`, docs/adr/14-grouped-appends.md).
+    pub fn append_queue(&self) -> Option<AppendQueue> {
+        self.appends.clone()
     }
 
     /// Returns once every view has applied the log up to `position` (from any process),
@@ -268,8 +293,14 @@ impl Shared {
         Ok(batch)
     }
 
-    fn reached(&self, view: View, position: i64) {
-        self.reached[view.index()].store(position, Ordering::SeqCst);
+    /// The view's checkpoint moved to `position`, by its task or by a grouped append;
+    /// never backwards, whichever of the two tells last.
+    pub(crate) fn reached(&self, view: View, position: i64) {
+        self.reached[view.index()].fetch_max(position, Ordering::SeqCst);
+    }
+
+    fn reached_of(&self, view: View) -> i64 {
+        self.reached[view.index()].load(Ordering::SeqCst)
     }
 
     /// Sleeps for `duration`; false when the projector is stopping.
@@ -324,7 +355,7 @@ async fn follow(shared: &Shared, view: View, lease: &mut Lease) -> Result<(), Er
     let mut notified = shared.notified.subscribe();
     let mut stop = shared.stop.subscribe();
     let mut position = ensure_checkpoint(&shared.database, view).await?;
-    shared.reached(view, position);
+    shared.reached[view.index()].store(position, Ordering::SeqCst);
     let started = Instant::now();
     let from = position;
     position = catch_up(shared, view, position).await?;
@@ -335,13 +366,24 @@ async fn follow(shared: &Shared, view: View, lease: &mut Lease) -> Result<(), Er
         seconds = started.elapsed().as_secs_f64(),
         "caught up"
     );
+    let mut lost = shared.notifications_lost.load(Ordering::SeqCst);
     loop {
-        tokio::select! {
+        let only_notified = tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return Ok(()),
-            _ = commits.changed() => {}
-            _ = notified.changed() => {}
-            _ = sleep(shared.options.poll_interval) => {}
+            _ = commits.changed() => false,
+            _ = notified.changed() => true,
+            _ = sleep(shared.options.poll_interval) => false,
+        };
+        // Grouped appends move the checkpoint of every view together with the events.
+        position = position.max(shared.reached_of(view));
+        let lost_since = shared.notifications_lost.load(Ordering::SeqCst);
+        let notified_head = shared.notified_head.load(Ordering::SeqCst);
+        let applied_or_applying =
+            position.max(shared.projecting_through.load(Ordering::SeqCst)) >= notified_head;
+        if only_notified && lost_since == lost && applied_or_applying {
+            continue;
         }
+        lost = lost_since;
         lease.check().await?;
         position = catch_up(shared, view, position).await?;
     }
@@ -379,7 +421,9 @@ async fn commit_batch(
             checkpoint,
             "the checkpoint moved under this projector; resuming from it"
         );
-        if view == View::Access {
+        // A grouped append of this process forgot what its events changed; any other
+        // writer did not tell.
+        if view == View::Access && checkpoint != shared.reached_of(view) {
             shared.remembered.forget_everything();
         }
         return Ok(checkpoint);
@@ -562,11 +606,19 @@ async fn listen(shared: Arc<Shared>, pool: PgPool) {
             _ = stop.wait_for(|stop| *stop) => return,
             received = listening.recv() => received,
         };
-        if let Err(error) = received {
-            // What was notified while the connection was down is lost: the wake-up below
-            // makes the views look for themselves.
-            tracing::warn!(%error, "lost the commit notifications; listening again");
-            listener = None;
+        match received {
+            Ok(notification) => {
+                // The trigger's payload is the event's position.
+                let position = notification.payload().parse().unwrap_or(i64::MAX);
+                shared.notified_head.fetch_max(position, Ordering::SeqCst);
+            }
+            Err(error) => {
+                // What was notified while the connection was down is lost: the wake-up
+                // below makes the views look for themselves.
+                tracing::warn!(%error, "lost the commit notifications; listening again");
+                shared.notifications_lost.fetch_add(1, Ordering::SeqCst);
+                listener = None;
+            }
         }
         shared.notified.send_replace(());
     }

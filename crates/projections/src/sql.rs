@@ -284,6 +284,14 @@ impl Tx {
         })
     }
 
+    /// The PostgreSQL connection, for statements written for PostgreSQL alone.
+    pub(crate) fn postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match self {
+            Tx::Postgres(tx) => Some(&mut **tx),
+            Tx::Sqlite(_) => None,
+        }
+    }
+
     pub(crate) fn is_postgres(&self) -> bool {
         matches!(self, Tx::Postgres(_))
     }
@@ -325,9 +333,8 @@ impl Tx {
 
     /// [`Tx::execute_rows`] for a query: its rows, each mapped by `map`. On PostgreSQL the
     /// source is `SELECT * FROM UNNEST($1::bigint[], $2::text[], …)`, one array per column:
-    /// one statement for any number of rows, whose text is the same for every batch, so
-    /// it is planned once per connection; a `VALUES` list of a thousand rows was parsed
-    /// and planned anew each time. On SQLite it is a `VALUES` list per few hundred rows,
+    /// one statement for any number of rows, whose text is the same for every batch; a
+    /// `VALUES` list of a thousand rows was a new text, parsed anew, for each count of rows. On SQLite it is a `VALUES` list per few hundred rows,
     /// within its parameter limit.
     pub(crate) async fn fetch_rows<T>(
         &mut self,
@@ -341,7 +348,10 @@ impl Tx {
         if let Tx::Postgres(tx) = self {
             let (source, arrays) = column_arrays(rows);
             let sql = statement(&source);
-            let mut query = sqlx::query(&sql);
+            // Planned for each batch with its own values: a plan kept from the first
+            // batches, made while the tables were nearly empty, scans them whole once
+            // they have grown, until an ANALYZE happens to replace it.
+            let mut query = sqlx::query(&sql).persistent(false);
             for array in arrays {
                 query = match array {
                     ColumnArray::Int(values) => query.bind(values),

@@ -8,6 +8,7 @@ use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
+use crate::appends::{AppendQueue, AppendedAt};
 use crate::database::{Database, Pool};
 use crate::error::StoreError;
 use crate::snapshots::Snapshot;
@@ -32,6 +33,8 @@ pub struct AggregateStore<A: Aggregate> {
     cache: Cache<A>,
     /// The layout of the states kept as snapshots; `None` keeps none.
     snapshot_version: Option<i32>,
+    /// Where PostgreSQL appends go instead of one statement each, when set.
+    appends: Option<AppendQueue>,
 }
 
 enum Repository {
@@ -103,7 +106,16 @@ where
                 events: CACHED_EVENTS,
             }),
             snapshot_version: None,
+            appends: None,
         }
+    }
+
+    /// Hands PostgreSQL appends to `queue`'s task, which may write several commands'
+    /// events, and the views, in one transaction (docs/adr/14-grouped-appends.md).
+    /// SQLite appends are unaffected.
+    pub fn appending_through(mut self, queue: AppendQueue) -> Self {
+        self.appends = Some(queue);
+        self
     }
 
     /// Keeps snapshots of the aggregates' states, marked with `state_version`: change it
@@ -170,9 +182,11 @@ where
         drop(cached);
         let position = match (events.last(), appended_at) {
             (None, _) => None,
-            (Some(_), Some(position)) => {
-                self.database.notify_commit();
-                Some(position)
+            (Some(_), Some(appended)) => {
+                if !appended.projected {
+                    self.database.notify_commit();
+                }
+                Some(appended.position)
             }
             (Some(last), None) => {
                 self.database.notify_commit();
@@ -257,7 +271,7 @@ where
         aggregate_id: &str,
         command: A::Command,
         metadata: HashMap<String, String>,
-    ) -> Result<(Vec<EventEnvelope<A>>, Option<i64>), AggregateError<A::Error>> {
+    ) -> Result<(Vec<EventEnvelope<A>>, Option<AppendedAt>), AggregateError<A::Error>> {
         let mut current = cached.is_none();
         if current {
             *cached = Some(self.load(aggregate_id).await?);
@@ -305,7 +319,7 @@ where
     async fn persist(
         &self,
         envelopes: &[EventEnvelope<A>],
-    ) -> Result<Option<i64>, AggregateError<A::Error>> {
+    ) -> Result<Option<AppendedAt>, AggregateError<A::Error>> {
         let serialized = envelopes
             .iter()
             .map(SerializedEvent::try_from)
@@ -315,7 +329,20 @@ where
                 repo.persist::<A>(&serialized, None).await?;
                 Ok(None)
             }
-            Repository::Postgres(_) => Ok(Some(self.append_postgres(&serialized).await?)),
+            Repository::Postgres(_) => {
+                let serialized = match &self.appends {
+                    Some(queue) => match queue.append(serialized).await {
+                        Ok(appended) => return Ok(Some(appended?)),
+                        Err(unsent) => unsent,
+                    },
+                    None => serialized,
+                };
+                let position = self.append_postgres(&serialized).await?;
+                Ok(Some(AppendedAt {
+                    position,
+                    projected: false,
+                }))
+            }
         }
     }
 

@@ -24,6 +24,7 @@ macro_rules! on_pool {
 }
 
 mod aggregate_store;
+mod appends;
 mod database;
 mod error;
 mod idempotency;
@@ -33,6 +34,7 @@ mod snapshots;
 pub mod testing;
 
 pub use aggregate_store::{AggregateStore, Committed, CACHED_EVENTS, SNAPSHOT_AFTER_REPLAYING};
+pub use appends::{AppendQueue, AppendedAt, PendingAppend};
 pub use database::{Database, Pool, StoredEvent};
 pub use error::StoreError;
 pub use idempotency::{IdempotentStart, KEEP_ANSWERS_FOR, REQUEST_METADATA};

@@ -11,7 +11,7 @@ mod outbox;
 mod people;
 mod templates;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use access_domain::events::DecisionPath;
@@ -64,42 +64,84 @@ pub(crate) async fn apply_batch(
     envelopes: &[Envelope],
     names: Option<&dyn OrganizationNames>,
 ) -> Result<(), Error> {
-    let mut batch = Told::default();
+    let mut batch = Told::read(tx, envelopes).await?;
     for envelope in envelopes {
-        apply(tx, envelope, names, &mut batch).await?;
+        apply(envelope, names, &mut batch);
     }
     batch.write(tx).await
 }
 
-/// What a batch tells, kept until the batch's end; and each organization's Security
-/// Officials as of the event being applied, read once per batch.
+/// What a batch tells, kept until the batch's end; and the Security Officials of the
+/// batch's organizations as of the event being applied: read in one statement at the
+/// start, changed in memory, written back in one statement or two at the end.
 #[derive(Default)]
 struct Told {
     notifications: Vec<Vec<Param>>,
     emails: Vec<Vec<Param>>,
-    security_officials: HashMap<String, Vec<String>>,
+    security_officials: HashMap<String, BTreeSet<String>>,
+    /// Whether each (organization, person) the batch touched is a Security Official
+    /// after it.
+    security_official_changes: BTreeMap<(String, String), bool>,
 }
 
 impl Told {
-    /// The organization's Security Officials as of the events applied so far.
-    async fn security_officials(
-        &mut self,
-        tx: &mut Tx,
-        organization: &str,
-    ) -> Result<Vec<String>, Error> {
-        if let Some(known) = self.security_officials.get(organization) {
-            return Ok(known.clone());
-        }
+    /// Reads the Security Officials of every organization the events belong to.
+    async fn read(tx: &mut Tx, envelopes: &[Envelope]) -> Result<Told, Error> {
+        let organizations: BTreeSet<String> = envelopes
+            .iter()
+            .map(|envelope| envelope.organization.to_string())
+            .collect();
+        let mut security_officials: HashMap<String, BTreeSet<String>> = organizations
+            .iter()
+            .map(|organization| (organization.clone(), BTreeSet::new()))
+            .collect();
         let found = tx
-            .fetch(
-                &format!("SELECT person_id FROM {SECURITY_OFFICIALS} WHERE organization_id = $1"),
-                params![organization],
-                |row| row.text(0),
+            .fetch_rows(
+                organizations
+                    .into_iter()
+                    .map(|organization| vec![organization.into()])
+                    .collect(),
+                |organizations| {
+                    format!(
+                        "SELECT organization_id, person_id FROM {SECURITY_OFFICIALS} \
+                          WHERE organization_id IN ({organizations})"
+                    )
+                },
+                |row| Ok((row.text(0)?, row.text(1)?)),
             )
             .await?;
+        for (organization, person) in found {
+            security_officials
+                .entry(organization)
+                .or_default()
+                .insert(person);
+        }
+        Ok(Told {
+            security_officials,
+            ..Told::default()
+        })
+    }
+
+    /// The organization's Security Officials as of the events applied so far.
+    fn security_officials(&self, organization: &str) -> Vec<String> {
         self.security_officials
-            .insert(organization.to_string(), found.clone());
-        Ok(found)
+            .get(organization)
+            .map(|people| people.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn set_security_official(&mut self, organization: &str, person: &PersonId, is_one: bool) {
+        let people = self
+            .security_officials
+            .entry(organization.to_string())
+            .or_default();
+        if is_one {
+            people.insert(person.to_string());
+        } else {
+            people.remove(person.as_str());
+        }
+        self.security_official_changes
+            .insert((organization.to_string(), person.to_string()), is_one);
     }
 
     /// The on-screen notification and the queued email. The keys (position, person)
@@ -125,6 +167,29 @@ impl Told {
     }
 
     async fn write(self, tx: &mut Tx) -> Result<(), Error> {
+        let (added, removed): (Vec<_>, Vec<_>) = self
+            .security_official_changes
+            .into_iter()
+            .partition(|(_, is_one)| *is_one);
+        let rows = |changes: Vec<((String, String), bool)>| {
+            changes
+                .into_iter()
+                .map(|((organization, person), _)| vec![organization.into(), person.into()])
+                .collect()
+        };
+        tx.execute_rows(rows(removed), |keys| {
+            format!(
+                "DELETE FROM {SECURITY_OFFICIALS} WHERE (organization_id, person_id) IN ({keys})"
+            )
+        })
+        .await?;
+        tx.execute_rows(rows(added), |values| {
+            format!(
+                "INSERT INTO {SECURITY_OFFICIALS} (organization_id, person_id) {values} \
+                 ON CONFLICT (organization_id, person_id) DO NOTHING"
+            )
+        })
+        .await?;
         tx.execute_rows(self.notifications, |values| {
             format!(
                 "INSERT INTO {NOTIFICATIONS} (position, person_id, organization_id, kind, message, at) \
@@ -138,12 +203,7 @@ impl Told {
 
 /// Who is told what of one event: the requester or the person acted upon, and for a new
 /// pending request every Security Official of the organization as of this event.
-async fn apply(
-    tx: &mut Tx,
-    envelope: &Envelope,
-    names: Option<&dyn OrganizationNames>,
-    batch: &mut Told,
-) -> Result<(), Error> {
+fn apply(envelope: &Envelope, names: Option<&dyn OrganizationNames>, batch: &mut Told) {
     use OrganizationEvent::*;
     let organization = envelope.organization.to_string();
     let one = |person: &PersonId| vec![person.to_string()];
@@ -157,7 +217,7 @@ async fn apply(
         }
         | RoleRequestSentForApproval { person, role, .. } => {
             told.push((one(person), Notice::RequestSubmitted { role: *role }));
-            let security_officials = batch.security_officials(tx, &organization).await?;
+            let security_officials = batch.security_officials(&organization);
             told.push((
                 security_officials,
                 Notice::NewPendingRequest { role: *role },
@@ -197,14 +257,7 @@ async fn apply(
         RoleGranted {
             person, role, by, ..
         } => {
-            set_security_official(
-                tx,
-                batch,
-                &organization,
-                person,
-                *role == Role::SecurityOfficial,
-            )
-            .await?;
+            batch.set_security_official(&organization, person, *role == Role::SecurityOfficial);
             told.push((
                 one(person),
                 Notice::Approved {
@@ -240,13 +293,13 @@ async fn apply(
         // The requester's own doing, and nobody else's concern.
         RoleRequestWithdrawn { .. } => {}
         ClinicianRoleGranted { person, .. } => {
-            set_security_official(tx, batch, &organization, person, false).await?;
+            batch.set_security_official(&organization, person, false);
             told.push((one(person), Notice::ClinicianGranted));
         }
         // Recorded for support; the claimant was answered at once.
         ClinicianClaimRefused { .. } => {}
         StaffUserRevoked { person, reason, .. } => {
-            set_security_official(tx, batch, &organization, person, false).await?;
+            batch.set_security_official(&organization, person, false);
             told.push((
                 one(person),
                 Notice::Revoked {
@@ -255,7 +308,7 @@ async fn apply(
             ));
         }
         SecurityOfficialRemoved { person, note, .. } => {
-            set_security_official(tx, batch, &organization, person, false).await?;
+            batch.set_security_official(&organization, person, false);
             told.push((
                 one(person),
                 Notice::RemovedAsSecurityOfficial {
@@ -270,14 +323,7 @@ async fn apply(
             note,
             ..
         } => {
-            set_security_official(
-                tx,
-                batch,
-                &organization,
-                person,
-                *to == Role::SecurityOfficial,
-            )
-            .await?;
+            batch.set_security_official(&organization, person, *to == Role::SecurityOfficial);
             told.push((
                 one(person),
                 Notice::RoleChanged {
@@ -289,7 +335,7 @@ async fn apply(
         }
     }
     if told.is_empty() {
-        return Ok(());
+        return;
     }
     let name = names
         .and_then(|names| names.legal_name(&envelope.organization))
@@ -303,27 +349,6 @@ async fn apply(
             batch.tell(envelope, &person, &message);
         }
     }
-    Ok(())
-}
-
-async fn set_security_official(
-    tx: &mut Tx,
-    batch: &mut Told,
-    organization: &str,
-    person: &PersonId,
-    is_one: bool,
-) -> Result<(), Error> {
-    batch.security_officials.remove(organization);
-    let sql = if is_one {
-        format!(
-            "INSERT INTO {SECURITY_OFFICIALS} (organization_id, person_id) VALUES ($1, $2) \
-             ON CONFLICT (organization_id, person_id) DO NOTHING"
-        )
-    } else {
-        format!("DELETE FROM {SECURITY_OFFICIALS} WHERE organization_id = $1 AND person_id = $2")
-    };
-    tx.execute(&sql, params![organization, person.as_str()])
-        .await
 }
 
 impl Views {

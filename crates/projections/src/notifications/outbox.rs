@@ -7,6 +7,8 @@
 //! twice: the SMTP server accepted it and the sender died (or lost the connection) before
 //! recording it. Everything else is sent once, and nothing is lost.
 
+use std::collections::HashMap;
+
 use access_domain::identifiers::{OrganizationId, PersonId};
 use access_store::Database;
 use chrono::{DateTime, Utc};
@@ -176,45 +178,65 @@ impl Outbox {
     }
 
     /// Takes each of `emails` for this sender until `until`, provided it is still due at
-    /// `now` (no other sender took it meanwhile), in one transaction: one commit for a
-    /// batch instead of one per email. Answers, in order, the attempts made so far, or
-    /// `None` for an email that is not this sender's to send.
+    /// `now` (no other sender took it meanwhile), in one statement for the batch. Answers,
+    /// in order, the attempts made so far, or `None` for an email that is not this
+    /// sender's to send.
     pub async fn claim(
         &self,
         emails: &[PendingEmail],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, Error> {
+        let sending = code(&EmailState::Sending);
+        let pending = code(&EmailState::Pending);
+        let rows = emails
+            .iter()
+            .map(|email| {
+                vec![
+                    email.position.into(),
+                    email.recipient.as_str().into(),
+                    sending.as_str().into(),
+                    until.into(),
+                    pending.as_str().into(),
+                    now.into(),
+                ]
+            })
+            .collect();
         let mut tx = Tx::begin(&self.database).await?;
-        let mut claimed = Vec::with_capacity(emails.len());
-        for email in emails {
-            let attempts = tx
-                .fetch(
-                    &format!(
-                        "UPDATE {OUTBOX} SET state = $3, next_attempt_at = $4 \
-                          WHERE position = $1 AND recipient_id = $2 AND state IN ($5, $3) \
-                            AND next_attempt_at <= $6 \
-                         RETURNING attempts"
-                    ),
-                    params![
-                        email.position,
-                        email.recipient.as_str(),
-                        code(&EmailState::Sending),
-                        until,
-                        code(&EmailState::Pending),
-                        now,
-                    ],
-                    |row| row.int(0),
-                )
-                .await?;
-            claimed.push(attempts.into_iter().next());
-        }
+        let claimed: HashMap<(i64, String), i64> = tx
+            .fetch_rows(
+                rows,
+                |rows| {
+                    format!(
+                        "WITH claim (claimed_position, claimed_recipient, sending, until, pending, \
+                                     due_by) AS ({rows}) \
+                         UPDATE {OUTBOX} SET state = claim.sending, next_attempt_at = claim.until \
+                           FROM claim \
+                          WHERE {OUTBOX}.position = claim.claimed_position \
+                            AND {OUTBOX}.recipient_id = claim.claimed_recipient \
+                            AND {OUTBOX}.state IN (claim.pending, claim.sending) \
+                            AND {OUTBOX}.next_attempt_at <= claim.due_by \
+                         RETURNING {OUTBOX}.position, {OUTBOX}.recipient_id, {OUTBOX}.attempts"
+                    )
+                },
+                |row| Ok(((row.int(0)?, row.text(1)?), row.int(2)?)),
+            )
+            .await?
+            .into_iter()
+            .collect();
         tx.commit().await?;
-        Ok(claimed)
+        Ok(emails
+            .iter()
+            .map(|email| {
+                claimed
+                    .get(&(email.position, email.recipient.to_string()))
+                    .copied()
+            })
+            .collect())
     }
 
     /// Records what came of claimed emails, each at the time it was tried, in one
-    /// transaction: one commit for a batch instead of one per email.
+    /// statement for the batch.
     pub async fn record(
         &self,
         outcomes: &[(&PendingEmail, DateTime<Utc>, Outcome)],
@@ -222,43 +244,56 @@ impl Outbox {
         if outcomes.is_empty() {
             return Ok(());
         }
+        let sending = code(&EmailState::Sending);
+        let rows = outcomes
+            .iter()
+            .map(|(email, tried_at, outcome)| {
+                let now = *tried_at;
+                let (state, tried, next, error, via) = match outcome {
+                    Outcome::Sent { via } => (EmailState::Sent, 1_i64, now, None, Some(*via)),
+                    Outcome::Retry { at, error } => {
+                        (EmailState::Pending, 1, *at, Some(error.as_str()), None)
+                    }
+                    Outcome::Dead { error } => {
+                        (EmailState::Dead, 1, now, Some(error.as_str()), None)
+                    }
+                    Outcome::Undeliverable { reason } => (
+                        EmailState::Undeliverable,
+                        0,
+                        now,
+                        Some(reason.as_str()),
+                        None,
+                    ),
+                };
+                vec![
+                    email.position.into(),
+                    email.recipient.as_str().into(),
+                    code(&state).into(),
+                    tried.into(),
+                    next.into(),
+                    now.into(),
+                    error.into(),
+                    via.into(),
+                    sending.as_str().into(),
+                ]
+            })
+            .collect();
         let mut tx = Tx::begin(&self.database).await?;
-        for (email, tried_at, outcome) in outcomes {
-            let now = *tried_at;
-            let (state, tried, next, error, via) = match outcome {
-                Outcome::Sent { via } => (EmailState::Sent, 1_i64, now, None, Some(*via)),
-                Outcome::Retry { at, error } => {
-                    (EmailState::Pending, 1, *at, Some(error.as_str()), None)
-                }
-                Outcome::Dead { error } => (EmailState::Dead, 1, now, Some(error.as_str()), None),
-                Outcome::Undeliverable { reason } => (
-                    EmailState::Undeliverable,
-                    0,
-                    now,
-                    Some(reason.as_str()),
-                    None,
-                ),
-            };
-            tx.execute(
-                &format!(
-                    "UPDATE {OUTBOX} SET state = $3, attempts = attempts + $4, next_attempt_at = $5, \
-                            last_attempt_at = $6, last_error = $7, sent_via = $8 \
-                      WHERE position = $1 AND recipient_id = $2 AND state = $9"
-                ),
-                params![
-                    email.position,
-                    email.recipient.as_str(),
-                    code(&state),
-                    tried,
-                    next,
-                    now,
-                    error,
-                    via,
-                    code(&EmailState::Sending),
-                ],
+        tx.execute_rows(rows, |rows| {
+            format!(
+                "WITH outcome (sent_position, sent_recipient, new_state, tried, next_at, tried_at, \
+                               error, via, sending) AS ({rows}) \
+                 UPDATE {OUTBOX} SET state = outcome.new_state, \
+                        attempts = attempts + outcome.tried, \
+                        next_attempt_at = outcome.next_at, last_attempt_at = outcome.tried_at, \
+                        last_error = outcome.error, sent_via = outcome.via \
+                   FROM outcome \
+                  WHERE {OUTBOX}.position = outcome.sent_position \
+                    AND {OUTBOX}.recipient_id = outcome.sent_recipient \
+                    AND {OUTBOX}.state = outcome.sending"
             )
-            .await?;
-        }
+        })
+        .await?;
         tx.commit().await
     }
 

@@ -34,7 +34,7 @@ pub const ORGANIZATIONS: [&str; 4] = [
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
-struct Proofs;
+pub struct Proofs;
 
 impl ReferenceLookup for Proofs {
     fn check_proof(&self, _: &OrganizationId, proof: &SecurityOfficialProof) -> ProofVerdict {
@@ -45,7 +45,7 @@ impl ReferenceLookup for Proofs {
     }
 }
 
-struct Tickets(Database);
+pub struct Tickets(pub Database);
 
 #[async_trait]
 impl TicketNumbers for Tickets {

@@ -8,6 +8,7 @@ mod batches;
 mod crash;
 mod export;
 mod fold;
+mod grouped;
 mod leases;
 mod notifications;
 mod read_your_writes;

@@ -1,0 +1,153 @@
+//! Grouped appends (docs/adr/14-grouped-appends.md): PostgreSQL only, where
+//! `Projector::append_queue` exists.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use access_domain::roles::Role;
+use access_domain::services::OrganizationServices;
+use access_domain::Organization;
+use access_projections::{checkpoints, Projector, View};
+use access_store::AggregateStore;
+use tokio::task::JoinSet;
+
+use crate::common::{
+    eventually, harnesses, request, Harness, Proofs, Tickets, GOOD_TIN, ORGANIZATIONS,
+};
+
+/// A store of its own (another cache, as in another process), appending through the
+/// projector's queue.
+fn grouped_store(h: &Harness, projector: &Projector) -> AggregateStore<Organization> {
+    let services = OrganizationServices {
+        reference: Arc::new(Proofs),
+        tickets: Arc::new(Tickets(h.database.clone())),
+        clock: h.clock.clone(),
+    };
+    let queue = projector
+        .append_queue()
+        .expect("PostgreSQL appends through a queue");
+    AggregateStore::new(&h.database, services).appending_through(queue)
+}
+
+async fn leading_every_view(projector: &Projector) {
+    let leading = eventually(|| View::ALL.iter().all(|view| projector.is_leading(*view)));
+    assert!(leading.await, "the projector leads every view");
+}
+
+#[tokio::test]
+async fn commands_appended_together_are_answered_with_every_view_already_showing_them() {
+    for h in harnesses().await {
+        if h.label != "postgres" {
+            assert!(
+                h.projector().append_queue().is_none(),
+                "SQLite appends alone"
+            );
+            continue;
+        }
+        let projector = h.projector();
+        leading_every_view(&projector).await;
+        let store = Arc::new(grouped_store(&h, &projector));
+        for practice in ORGANIZATIONS {
+            let first = request(practice, "alice", Role::SecurityOfficial, Some(GOOD_TIN));
+            store
+                .execute(practice, first, HashMap::new(), |_, _| ())
+                .await
+                .unwrap();
+        }
+        let mut commands = JoinSet::new();
+        for staff in 0..8 {
+            for practice in ORGANIZATIONS {
+                let store = store.clone();
+                let database = h.database.clone();
+                commands.spawn(async move {
+                    let name = format!("staff-{staff}");
+                    let command = request(practice, &name, Role::StaffUser, None);
+                    let committed = store
+                        .execute(practice, command, HashMap::new(), |_, _| ())
+                        .await
+                        .unwrap();
+                    let position = committed.position.expect("the command appended");
+                    // No wait: the answer comes after the views' commit.
+                    let behind: Vec<_> = checkpoints(&database)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .filter(|(_, checkpoint)| *checkpoint < position)
+                        .collect();
+                    (position, behind)
+                });
+            }
+        }
+        let mut answered = 0;
+        while let Some(joined) = commands.join_next().await {
+            let (position, behind) = joined.unwrap();
+            assert!(
+                behind.is_empty(),
+                "views behind position {position}: {behind:?}"
+            );
+            answered += 1;
+        }
+        assert_eq!(answered, 8 * ORGANIZATIONS.len());
+        assert_eq!(h.views().await, h.expected().await);
+        projector.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_command_that_lost_its_sequence_numbers_to_another_process_is_stored_whole_or_not_at_all()
+{
+    for h in harnesses().await {
+        if h.label != "postgres" {
+            continue;
+        }
+        let projector = h.projector();
+        leading_every_view(&projector).await;
+        let grouped = grouped_store(&h, &projector);
+        let [contested, quiet, ..] = ORGANIZATIONS;
+        // The grouped store holds `contested` in memory with no events...
+        grouped.read(contested, |_| ()).await.unwrap();
+        // ...when another process appends its first two events, a rejected proof.
+        let elsewhere = request(
+            contested,
+            "mallory",
+            Role::SecurityOfficial,
+            Some("999999999"),
+        );
+        let other = h.run(contested, elsewhere).await;
+        assert_eq!(other.events.len(), 2, "a request and its rejected proof");
+        // Three events from sequence 1: the first two are taken, the third is not. The
+        // command is handled again on the real state and lands after them, whole, in a
+        // group with a command on another organization.
+        let (first, second) = tokio::join!(
+            grouped.execute(
+                contested,
+                request(contested, "alice", Role::SecurityOfficial, Some(GOOD_TIN)),
+                HashMap::new(),
+                |_, _| ()
+            ),
+            grouped.execute(
+                quiet,
+                request(quiet, "bob", Role::SecurityOfficial, Some(GOOD_TIN)),
+                HashMap::new(),
+                |_, _| ()
+            ),
+        );
+        let first = first.unwrap();
+        second.unwrap();
+        let sequences: Vec<i64> = h
+            .events()
+            .await
+            .iter()
+            .filter(|event| event.aggregate_id == contested)
+            .map(|event| event.sequence)
+            .collect();
+        assert_eq!(
+            sequences,
+            (1..=2 + first.events.len() as i64).collect::<Vec<_>>()
+        );
+        assert_eq!(first.events[0].sequence, 3);
+        h.caught_up(&projector).await;
+        assert_eq!(h.views().await, h.expected().await);
+        projector.shutdown().await;
+    }
+}
