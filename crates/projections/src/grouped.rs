@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use access_store::{AppendQueue, AppendedAt, PendingAppend, StoredEvent};
+use access_store::{AppendQueue, AppendedAt, PendingAppend, Pool, StoredEvent};
 use cqrs_es::persist::PersistenceError;
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
@@ -26,8 +26,9 @@ use crate::view::{apply_batch, Target, View};
 /// Events written in one group at most; the commands left over wait for the next one.
 const GROUP_EVENTS: usize = 1_000;
 
-/// The event store's append lock (docs/adr/02-global-position.md), as its trigger takes it.
-const APPEND_LOCK: (i32, i32) = (1_094_927_699, 1);
+/// The event store's append lock (docs/adr/02-global-position.md, the key its trigger
+/// takes), taken in the round trip of the group's `BEGIN`.
+const TAKE_APPEND_LOCK: &str = "SELECT pg_advisory_xact_lock(1094927699, 1);";
 
 /// The queue a store appends through, and the task that empties it.
 pub(crate) fn start(shared: std::sync::Arc<Shared>) -> (AppendQueue, tokio::task::JoinHandle<()>) {
@@ -106,15 +107,10 @@ async fn write(
     shared: &Shared,
     group: &[PendingAppend],
 ) -> Result<Vec<Result<AppendedAt, PersistenceError>>, Error> {
-    let mut tx = Tx::begin(&shared.database).await?;
-    let connection = postgres(&mut tx);
-    // Taken before the checkpoints and the head are read: until the commit, no other
-    // appender can add to the log, so both stay what this transaction reads.
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(APPEND_LOCK.0)
-        .bind(APPEND_LOCK.1)
-        .execute(&mut *connection)
-        .await?;
+    // The lock is taken before the checkpoints and the head are read: until the commit,
+    // no other appender can add to the log, so both stay what this transaction reads.
+    let mut tx = begin_appending(shared).await?;
+    let connection = postgres(&mut tx).await?;
     let behind = if leads_every_view(shared) {
         views_behind(shared, connection).await?
     } else {
@@ -152,7 +148,7 @@ async fn write(
         // A command is stored whole or not at all.
         sqlx::query("DELETE FROM events WHERE position = ANY($1)")
             .bind(&refused_rows)
-            .execute(&mut *postgres(&mut tx))
+            .execute(postgres(&mut tx).await?)
             .await?;
     }
     let projected = match behind {
@@ -351,11 +347,20 @@ async fn project(
             apply_batch(view, Target::Live, tx, &unapplied, names).await?;
         }
     }
-    sqlx::query("UPDATE projection_checkpoints SET position = $1 WHERE view = ANY($2)")
-        .bind(through)
-        .bind(View::ALL.map(View::name).to_vec())
-        .execute(&mut *postgres(tx))
-        .await?;
+    tx.execute_rows(
+        View::ALL
+            .iter()
+            .map(|view| vec![view.name().into(), through.into()])
+            .collect(),
+        |rows| {
+            format!(
+                "UPDATE projection_checkpoints SET position = moved.position \
+                   FROM ({rows}) AS moved (view, position) \
+                  WHERE projection_checkpoints.view = moved.view"
+            )
+        },
+    )
+    .await?;
     shared.remembered.changing(
         batch
             .events
@@ -365,7 +370,16 @@ async fn project(
     Ok(())
 }
 
-fn postgres(tx: &mut Tx) -> &mut PgConnection {
-    tx.postgres()
-        .expect("groups are appended on PostgreSQL only")
+async fn begin_appending(shared: &Shared) -> Result<Tx, Error> {
+    match shared.database.pool() {
+        Pool::Postgres(pool) => Tx::begin_postgres(pool, TAKE_APPEND_LOCK).await,
+        Pool::Sqlite(_) => unreachable!("groups are appended on PostgreSQL only"),
+    }
+}
+
+async fn postgres(tx: &mut Tx) -> Result<&mut PgConnection, Error> {
+    Ok(tx
+        .postgres()
+        .await?
+        .expect("groups are appended on PostgreSQL only"))
 }

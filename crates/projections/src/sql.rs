@@ -8,7 +8,7 @@ use access_store::{Database, Pool};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgPool, PgRow};
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Encode, Postgres, Row, Sqlite, Transaction, Type};
@@ -117,10 +117,9 @@ enum ColumnArray {
     Text(Vec<Option<String>>),
 }
 
-/// `rows` turned into one array per column and the `UNNEST` that reads them back as
-/// rows. A column is `bigint` when it holds a number, `text` otherwise (the views store
-/// nothing else); a NULL is NULL in either.
-fn column_arrays(rows: Vec<Vec<Param>>) -> (String, Vec<ColumnArray>) {
+/// `rows` turned into one array per column. A column is `bigint` when it holds a number,
+/// `text` otherwise (the views store nothing else); a NULL is NULL in either.
+fn column_arrays(rows: Vec<Vec<Param>>) -> Vec<ColumnArray> {
     let width = rows.first().map_or(0, Vec::len);
     let mut arrays: Vec<ColumnArray> = (0..width)
         .map(|column| {
@@ -147,18 +146,90 @@ fn column_arrays(rows: Vec<Vec<Param>>) -> (String, Vec<ColumnArray>) {
             }
         }
     }
+    arrays
+}
+
+/// The `UNNEST` that reads `arrays` back as rows, bound from `$first` on.
+fn unnest_source(first: usize, arrays: &[ColumnArray]) -> String {
     let casts: Vec<String> = arrays
         .iter()
         .enumerate()
         .map(|(index, array)| match array {
-            ColumnArray::Int(_) => format!("${}::bigint[]", index + 1),
-            ColumnArray::Text(_) => format!("${}::text[]", index + 1),
+            ColumnArray::Int(_) => format!("${}::bigint[]", first + index),
+            ColumnArray::Text(_) => format!("${}::text[]", first + index),
         })
         .collect();
-    (
-        format!("SELECT * FROM UNNEST({})", casts.join(", ")),
-        arrays,
-    )
+    format!("SELECT * FROM UNNEST({})", casts.join(", "))
+}
+
+/// Stands for the row source in a held-back statement's text until it is sent, when its
+/// parameters' numbers are known.
+const HELD_ROWS: &str = "\u{1}rows\u{1}";
+
+/// Writes of many rows a PostgreSQL transaction holds back until its next statement or
+/// its commit, and then sends as one statement: each a data-modifying `WITH` of it.
+///
+/// Each round trip of a view's transaction waited for the server and the database under
+/// load, and a batch's writes are many small ones. They go together unchanged in meaning
+/// because the writes held back at once never touch the same rows: a view writes each
+/// row a batch changes once, in its final state (inserted, upserted or deleted, by key),
+/// and views write tables of their own. Sub-statements of one statement see the same
+/// snapshot and not each other's effects, which is all these writes need.
+#[derive(Default)]
+pub(crate) struct HeldWrites(Vec<(String, Vec<ColumnArray>)>);
+
+impl HeldWrites {
+    /// The held writes as one statement and its arrays, in order; `None` when there are none.
+    fn take(&mut self) -> Option<(String, Vec<ColumnArray>)> {
+        let writes = std::mem::take(&mut self.0);
+        let count = writes.len();
+        let mut bound = Vec::new();
+        let mut statements = Vec::with_capacity(count);
+        for (text, arrays) in writes {
+            statements.push(text.replace(HELD_ROWS, &unnest_source(bound.len() + 1, &arrays)));
+            bound.extend(arrays);
+        }
+        let sql = match count {
+            0 => return None,
+            1 => statements.pop().unwrap_or_default(),
+            _ => {
+                let parts: Vec<String> = statements
+                    .iter()
+                    .enumerate()
+                    .map(|(index, statement)| format!("w{index} AS ({statement})"))
+                    .collect();
+                format!("WITH {} SELECT 1", parts.join(", "))
+            }
+        };
+        Some((sql, bound))
+    }
+}
+
+/// Runs `sql` with `arrays` bound in order, and gives its rows.
+async fn fetch_arrays(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &str,
+    arrays: Vec<ColumnArray>,
+) -> Result<Vec<PgRow>, Error> {
+    let mut query = sqlx::query(sql);
+    for array in arrays {
+        query = match array {
+            ColumnArray::Int(values) => query.bind(values),
+            ColumnArray::Text(values) => query.bind(values),
+        };
+    }
+    Ok(query.fetch_all(&mut **tx).await?)
+}
+
+/// Sends the writes `held` holds back, if any.
+async fn send_held(
+    tx: &mut Transaction<'static, Postgres>,
+    held: &mut HeldWrites,
+) -> Result<(), Error> {
+    if let Some((sql, arrays)) = held.take() {
+        fetch_arrays(tx, &sql, arrays).await?;
+    }
+    Ok(())
 }
 
 /// How views store an instant: RFC 3339 in UTC with exactly nine fractional digits, so
@@ -271,7 +342,7 @@ pub(crate) async fn execute(database: &Database, sql: &str, params: &[Param]) ->
 /// A write transaction on either database.
 pub(crate) enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(Transaction<'static, Postgres>, HeldWrites),
 }
 
 impl Tx {
@@ -280,20 +351,36 @@ impl Tx {
     pub(crate) async fn begin(database: &Database) -> Result<Tx, Error> {
         Ok(match database.pool() {
             Pool::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Pool::Postgres(pool) => Tx::begin_postgres(pool, "").await?,
         })
     }
 
-    /// The PostgreSQL connection, for statements written for PostgreSQL alone.
-    pub(crate) fn postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+    /// A PostgreSQL transaction whose `BEGIN` goes in one round trip with `and_then`
+    /// (constant statements, each ending in `;`, their results unread).
+    ///
+    /// Its statements are planned for each execution with their values: the batched
+    /// writes' plans, kept from the first batches while the tables were nearly empty,
+    /// scanned them whole once they had grown, until an ANALYZE happened to replace
+    /// them. Planned each time they still follow the tables' size.
+    pub(crate) async fn begin_postgres(pool: &PgPool, and_then: &str) -> Result<Tx, Error> {
+        let begin = format!("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan; {and_then}");
+        Ok(Tx::Postgres(pool.begin_with(begin).await?, HeldWrites::default()))
+    }
+
+    /// The PostgreSQL connection, for statements written for PostgreSQL alone, once the
+    /// writes held back are sent.
+    pub(crate) async fn postgres(&mut self) -> Result<Option<&mut sqlx::PgConnection>, Error> {
         match self {
-            Tx::Postgres(tx) => Some(&mut **tx),
-            Tx::Sqlite(_) => None,
+            Tx::Postgres(tx, held) => {
+                send_held(tx, held).await?;
+                Ok(Some(&mut **tx))
+            }
+            Tx::Sqlite(_) => Ok(None),
         }
     }
 
     pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, Tx::Postgres(_))
+        matches!(self, Tx::Postgres(..))
     }
 
     pub(crate) async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<(), Error> {
@@ -301,7 +388,8 @@ impl Tx {
             Tx::Sqlite(tx) => {
                 bind(sqlx::query(sql), params).execute(&mut **tx).await?;
             }
-            Tx::Postgres(tx) => {
+            Tx::Postgres(tx, held) => {
+                send_held(tx, held).await?;
                 bind(sqlx::query(sql), params).execute(&mut **tx).await?;
             }
         }
@@ -316,26 +404,40 @@ impl Tx {
     ) -> Result<Vec<T>, Error> {
         match self {
             Tx::Sqlite(tx) => rows!(&mut **tx, sql, params, map),
-            Tx::Postgres(tx) => rows!(&mut **tx, sql, params, map),
+            Tx::Postgres(tx, held) => {
+                send_held(tx, held).await?;
+                rows!(&mut **tx, sql, params, map)
+            }
         }
     }
 
     /// Runs `statement(rows)` for `rows` (all of one width), where `rows` is a row source
     /// to put where a `VALUES` list goes: `INSERT INTO t (a, b) {rows}`,
-    /// `WHERE (a, b) IN ({rows})`. See [`Tx::fetch_rows`].
+    /// `WHERE (a, b) IN ({rows})`. On PostgreSQL the write is held back and sent with the
+    /// transaction's next statement or its commit ([`HeldWrites`]): it must not touch rows
+    /// another write of the same transaction touches before its next read. See
+    /// [`Tx::fetch_rows`] for the row source.
     pub(crate) async fn execute_rows(
         &mut self,
         rows: Vec<Vec<Param>>,
         statement: impl Fn(&str) -> String,
     ) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let Tx::Postgres(_, held) = self {
+            held.0.push((statement(HELD_ROWS), column_arrays(rows)));
+            return Ok(());
+        }
         self.fetch_rows(rows, statement, |_| Ok(())).await.map(drop)
     }
 
     /// [`Tx::execute_rows`] for a query: its rows, each mapped by `map`. On PostgreSQL the
     /// source is `SELECT * FROM UNNEST($1::bigint[], $2::text[], …)`, one array per column:
     /// one statement for any number of rows, whose text is the same for every batch; a
-    /// `VALUES` list of a thousand rows was a new text, parsed anew, for each count of rows. On SQLite it is a `VALUES` list per few hundred rows,
-    /// within its parameter limit.
+    /// `VALUES` list of a thousand rows was a new text, parsed anew, for each count of
+    /// rows. On SQLite it is a `VALUES` list per few hundred rows, within its parameter
+    /// limit.
     pub(crate) async fn fetch_rows<T>(
         &mut self,
         rows: Vec<Vec<Param>>,
@@ -345,20 +447,11 @@ impl Tx {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        if let Tx::Postgres(tx) = self {
-            let (source, arrays) = column_arrays(rows);
-            let sql = statement(&source);
-            // Planned for each batch with its own values: a plan kept from the first
-            // batches, made while the tables were nearly empty, scans them whole once
-            // they have grown, until an ANALYZE happens to replace it.
-            let mut query = sqlx::query(&sql).persistent(false);
-            for array in arrays {
-                query = match array {
-                    ColumnArray::Int(values) => query.bind(values),
-                    ColumnArray::Text(values) => query.bind(values),
-                };
-            }
-            let found = query.fetch_all(&mut **tx).await?;
+        if let Tx::Postgres(tx, held) = self {
+            send_held(tx, held).await?;
+            let arrays = column_arrays(rows);
+            let sql = statement(&unnest_source(1, &arrays));
+            let found = fetch_arrays(tx, &sql, arrays).await?;
             return found.iter().map(|row| map(row as &dyn Cells)).collect();
         }
         let mut found = Vec::new();
@@ -372,7 +465,10 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<(), Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Postgres(mut tx, mut held) => {
+                send_held(&mut tx, &mut held).await?;
+                tx.commit().await?
+            }
         }
         Ok(())
     }
@@ -390,7 +486,8 @@ pub(crate) fn parse_id<T: std::str::FromStr>(
 #[cfg(test)]
 mod tests {
     use super::{
-        column_arrays, placeholder_rows, row_chunks, ColumnArray, Param, PARAMETERS_PER_STATEMENT,
+        column_arrays, placeholder_rows, row_chunks, unnest_source, ColumnArray, HeldWrites,
+        Param, HELD_ROWS, PARAMETERS_PER_STATEMENT,
     };
 
     #[test]
@@ -403,9 +500,9 @@ mod tests {
                 Param::from(None::<&str>),
             ],
         ];
-        let (source, arrays) = column_arrays(rows);
+        let arrays = column_arrays(rows);
         assert_eq!(
-            source,
+            unnest_source(1, &arrays),
             "SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[])"
         );
         assert!(matches!(&arrays[..], [
@@ -415,6 +512,38 @@ mod tests {
         ] if numbers == &[Some(1), Some(2)]
             && texts == &[Some("a".to_owned()), None]
             && nulls == &[None, None]));
+    }
+
+    #[test]
+    fn held_writes_go_as_one_statement_numbering_each_ones_arrays_after_the_last() {
+        let mut held = HeldWrites::default();
+        assert!(held.take().is_none());
+        held.0.push((
+            format!("INSERT INTO a (x, y) {HELD_ROWS}"),
+            column_arrays(vec![vec![Param::from(1), Param::from("one")]]),
+        ));
+        held.0.push((
+            format!("DELETE FROM b WHERE (z) IN ({HELD_ROWS})"),
+            column_arrays(vec![vec![Param::from("two")]]),
+        ));
+        let (sql, arrays) = held.take().expect("two writes held");
+        assert_eq!(
+            sql,
+            "WITH w0 AS (INSERT INTO a (x, y) SELECT * FROM UNNEST($1::bigint[], $2::text[])), \
+             w1 AS (DELETE FROM b WHERE (z) IN (SELECT * FROM UNNEST($3::text[]))) SELECT 1"
+        );
+        assert_eq!(arrays.len(), 3);
+        assert!(held.take().is_none(), "taken once");
+
+        held.0.push((
+            format!("INSERT INTO a (x, y) {HELD_ROWS}"),
+            column_arrays(vec![vec![Param::from(1), Param::from("one")]]),
+        ));
+        let (alone, _) = held.take().expect("one write held");
+        assert_eq!(
+            alone,
+            "INSERT INTO a (x, y) SELECT * FROM UNNEST($1::bigint[], $2::text[])"
+        );
     }
 
     #[test]
