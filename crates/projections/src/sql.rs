@@ -364,7 +364,10 @@ impl Tx {
     /// them. Planned each time they still follow the tables' size.
     pub(crate) async fn begin_postgres(pool: &PgPool, and_then: &str) -> Result<Tx, Error> {
         let begin = format!("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan; {and_then}");
-        Ok(Tx::Postgres(pool.begin_with(begin).await?, HeldWrites::default()))
+        Ok(Tx::Postgres(
+            pool.begin_with(begin).await?,
+            HeldWrites::default(),
+        ))
     }
 
     /// The PostgreSQL connection, for statements written for PostgreSQL alone, once the
@@ -486,8 +489,8 @@ pub(crate) fn parse_id<T: std::str::FromStr>(
 #[cfg(test)]
 mod tests {
     use super::{
-        column_arrays, placeholder_rows, row_chunks, unnest_source, ColumnArray, HeldWrites,
-        Param, HELD_ROWS, PARAMETERS_PER_STATEMENT,
+        column_arrays, placeholder_rows, row_chunks, unnest_source, ColumnArray, HeldWrites, Param,
+        HELD_ROWS, PARAMETERS_PER_STATEMENT,
     };
 
     #[test]
