@@ -137,6 +137,7 @@ pub(crate) enum Mailer {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
+        timeout: Duration,
     },
 }
 
@@ -150,13 +151,14 @@ impl Mailer {
                     .timeout(Some(settings.sender.smtp_timeout))
                     .build(),
                 from: settings.from.clone(),
+                timeout: settings.sender.smtp_timeout,
             },
         }
     }
 
     /// Hands `email` over; answers how (`smtp` or `log`).
     pub(crate) async fn send(&self, email: &PendingEmail) -> Result<&'static str, Failure> {
-        let (transport, from) = match self {
+        let (transport, from, timeout) = match self {
             Mailer::Log => {
                 tracing::info!(
                     recipient = %email.recipient,
@@ -166,7 +168,11 @@ impl Mailer {
                 );
                 return Ok("log");
             }
-            Mailer::Smtp { transport, from } => (transport, from),
+            Mailer::Smtp {
+                transport,
+                from,
+                timeout,
+            } => (transport, from, *timeout),
         };
         let address = email
             .email
@@ -191,7 +197,16 @@ impl Mailer {
                     "the message cannot be built: {error}"
                 )))
             })?;
-        match transport.send(message).await {
+        // The transport's own timeout bounds connecting only: a server that accepts the
+        // connection and then stops answering would hold the sender, and its claimed
+        // emails, for good.
+        let Ok(sent) = tokio::time::timeout(timeout, transport.send(message)).await else {
+            return Err(Failure::Transient(format!(
+                "the SMTP server did not answer within {} s",
+                timeout.as_secs_f64()
+            )));
+        };
+        match sent {
             Ok(_) => Ok("smtp"),
             Err(error) if error.is_permanent() => {
                 Err(Failure::Refused(without_addresses(&error.to_string())))
