@@ -1,4 +1,4 @@
-//! The sender: a task that drains the outbox, one email at a time, claimed a few at a
+//! The sender: a task that drains the outbox, one email at a time, claimed a batch at a
 //! time before they are sent and their outcomes recorded together after. It holds no
 //! transaction open while an email is on its way, so a mail server that is down or slow
 //! delays emails and nothing else.
@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use access_projections::{Error, Outbox, Outcome, PendingEmail};
 use access_store::Database;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::mail::{Failure, MailSettings, Mailer, DEFAULT_SMTP_TIMEOUT};
 
-/// Emails read from the outbox per query.
+/// Emails read from the outbox, claimed and recorded per statement.
 const BATCH: i64 = 100;
 
 #[derive(Clone, Debug)]
@@ -25,9 +25,9 @@ pub struct SenderOptions {
     pub first_retry: Duration,
     /// The longest wait between two tries.
     pub longest_retry: Duration,
-    /// How long a claimed email stays this sender's. Emails are claimed a few at a time,
-    /// as many as `claim` lets the sender exchange with SMTP (`smtp_timeout` each) before
-    /// it lapses: once it lapses, another sender may send the email again.
+    /// How long a claimed email stays this sender's: once it lapses, another sender may
+    /// send the email again. So an email is sent only while its claim has `smtp_timeout`
+    /// left; the rest of the batch is handed back, due at once.
     pub claim: Duration,
     pub smtp_timeout: Duration,
     /// The safety net when no wake-up came (emails queued by another process).
@@ -53,10 +53,12 @@ impl Default for SenderOptions {
 }
 
 impl SenderOptions {
-    /// Emails claimed together: as many as can all time out within the claim.
-    fn claimed_together(&self) -> usize {
-        let exchanges = self.claim.as_millis() / self.smtp_timeout.as_millis().max(1);
-        usize::try_from(exchanges).unwrap_or(usize::MAX).max(1)
+    /// Whether an exchange with SMTP begun at `now` ends, timed out at worst, while the
+    /// claim that lasts `until` still holds.
+    fn may_send(&self, now: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+        (until - now)
+            .to_std()
+            .is_ok_and(|left| left >= self.smtp_timeout)
     }
 
     /// The wait after the `tried`-th failed try.
@@ -91,6 +93,10 @@ impl Sender {
     /// something), when a retry falls due, and every `poll_interval`. Call inside a Tokio
     /// runtime.
     pub fn start(database: Database, mail: MailSettings, wake: watch::Receiver<()>) -> Sender {
+        assert!(
+            mail.sender.claim > mail.sender.smtp_timeout,
+            "an email's claim must outlast an exchange with SMTP, or nothing is ever sent"
+        );
         let stop = watch::channel(false).0;
         let run = Run {
             outbox: Outbox::new(database),
@@ -167,30 +173,33 @@ impl Run {
             if due.is_empty() {
                 return Ok(Flow::Continue);
             }
-            for batch in due.chunks(self.options.claimed_together()) {
-                let now = Utc::now();
-                let claimed = self
-                    .outbox
-                    .claim(batch, now, now + self.options.claim)
-                    .await?;
-                // The outcomes are recorded together after the batch: a sender that
-                // dies meanwhile sends the batch's sent emails again once the claim
-                // lapses, which at-least-once delivery allows (docs/notifications.md).
-                let mut outcomes = Vec::with_capacity(batch.len());
-                // An email another sender took is left to it.
-                for (email, attempts) in batch.iter().zip(claimed) {
-                    let Some(attempts) = attempts else { continue };
-                    if *stop.borrow() {
-                        self.outbox.record(&outcomes).await?;
-                        return Ok(Flow::Stop);
-                    }
-                    match self.deliver(email, attempts).await {
-                        Some(outcome) => outcomes.push((email, Utc::now(), outcome)),
-                        // The process's death: nothing more is recorded.
-                        None => return Ok(Flow::Stop),
-                    }
+            let claimed_at = Utc::now();
+            let until = claimed_at + self.options.claim;
+            let claimed = self.outbox.claim(&due, claimed_at, until).await?;
+            // The outcomes are recorded together after the batch: a sender that dies
+            // meanwhile sends the batch's sent emails again once the claim lapses, which
+            // at-least-once delivery allows (docs/notifications.md).
+            let mut outcomes = Vec::with_capacity(due.len());
+            let mut handed_back = Vec::new();
+            let mut stopping = false;
+            // An email another sender took is left to it.
+            for (email, attempts) in due.iter().zip(claimed) {
+                let Some(attempts) = attempts else { continue };
+                stopping = stopping || *stop.borrow();
+                if stopping || !self.options.may_send(Utc::now(), until) {
+                    handed_back.push(email);
+                    continue;
                 }
-                self.outbox.record(&outcomes).await?;
+                match self.deliver(email, attempts).await {
+                    Some(outcome) => outcomes.push((email, Utc::now(), outcome)),
+                    // The process's death: nothing more is recorded.
+                    None => return Ok(Flow::Stop),
+                }
+            }
+            self.outbox.record(&outcomes).await?;
+            self.outbox.hand_back(&handed_back, Utc::now()).await?;
+            if stopping {
+                return Ok(Flow::Stop);
             }
         }
     }
@@ -262,13 +271,14 @@ mod tests {
     }
 
     #[test]
-    fn emails_are_claimed_only_as_many_at_a_time_as_can_time_out_within_the_claim() {
+    fn an_email_is_sent_only_while_its_claim_outlasts_an_smtp_timeout() {
         let options = SenderOptions::default();
-        assert_eq!(options.claimed_together(), 10);
-        let slow = SenderOptions {
-            smtp_timeout: options.claim * 2,
-            ..options
-        };
-        assert_eq!(slow.claimed_together(), 1);
+        let claimed_at = Utc::now();
+        let until = claimed_at + options.claim;
+        assert!(options.may_send(claimed_at, until));
+        assert!(options.may_send(until - options.smtp_timeout, until));
+        let too_late = until - options.smtp_timeout + chrono::Duration::milliseconds(1);
+        assert!(!options.may_send(too_late, until));
+        assert!(!options.may_send(until + chrono::Duration::seconds(1), until));
     }
 }

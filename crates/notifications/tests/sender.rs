@@ -107,7 +107,9 @@ fn quick() -> SenderOptions {
         max_attempts: 3,
         first_retry: Duration::from_millis(20),
         longest_retry: Duration::from_millis(100),
-        claim: Duration::from_millis(300),
+        // Short, so that a dead sender's claim lapses soon; an exchange with the sink
+        // still fits in it many times over.
+        claim: Duration::from_millis(2_500),
         smtp_timeout: Duration::from_secs(2),
         poll_interval: Duration::from_millis(50),
         ..SenderOptions::default()
@@ -176,9 +178,9 @@ async fn each_due_email_goes_out_once_to_the_address_on_file_with_a_stable_messa
     }
 }
 
-/// Five emails queued; the sender stops at `stage` of the first one, as if its process
-/// died there; a new sender finishes the batch once the claim lapsed. Answers what the
-/// sink received, by subject.
+/// Five emails queued and claimed together; the sender stops at `stage` of the first one,
+/// as if its process died there; a new sender finishes the batch once the claim lapsed.
+/// Answers what the sink received, by subject.
 async fn killed_mid_batch(q: &Queue, stage: FailStage) -> BTreeMap<String, Vec<Received>> {
     let sink = SmtpSink::start().await;
     q.remember("alice", Some("alice@example.org")).await;
@@ -197,10 +199,9 @@ async fn killed_mid_batch(q: &Queue, stage: FailStage) -> BTreeMap<String, Vec<R
     assert!(fail_point.stopped(1, WAIT).await, "{}", q.label);
     dying.shutdown().await;
     let states = q.states().await;
-    assert_eq!(states[&1].0, "SENDING", "{}: the claim stays", q.label);
     assert!(
-        (2..=5).all(|position| states[&position].0 == "PENDING"),
-        "{}: {states:?}",
+        states.values().all(|state| state.0 == "SENDING"),
+        "{}: the claim stays: {states:?}",
         q.label
     );
 
@@ -262,6 +263,51 @@ async fn a_sender_killed_before_sending_loses_nothing_and_sends_nothing_twice() 
             "{}: {received:?}",
             q.label
         );
+    }
+}
+
+#[tokio::test]
+async fn a_sender_stopped_mid_batch_hands_back_the_emails_it_did_not_try() {
+    for q in queues().await {
+        // A mail server that accepts the connection and never answers.
+        let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("smtp://{}", hanging.local_addr().unwrap());
+        q.remember("alice", Some("alice@example.org")).await;
+        for position in 1..=3 {
+            q.queue(position, "alice").await;
+        }
+        let sender = q.sender(mail_to(
+            &url,
+            SenderOptions {
+                smtp_timeout: Duration::from_millis(500),
+                first_retry: Duration::from_secs(3600),
+                claim: Duration::from_secs(60),
+                ..quick()
+            },
+        ));
+        let (connection, _) = tokio::time::timeout(WAIT, hanging.accept())
+            .await
+            .expect("the sender connects")
+            .unwrap();
+        sender.shutdown().await;
+        drop(connection);
+        let states = q.states().await;
+        assert_eq!(
+            states,
+            BTreeMap::from([
+                (1, ("PENDING".to_string(), 1, None)),
+                (2, ("PENDING".to_string(), 0, None)),
+                (3, ("PENDING".to_string(), 0, None)),
+            ]),
+            "{}: the email in hand is recorded as tried, the others are due again untried",
+            q.label
+        );
+        let due = Outbox::new(q.database.clone())
+            .due(Utc::now(), 10)
+            .await
+            .unwrap();
+        let due: Vec<i64> = due.iter().map(|email| email.position).collect();
+        assert_eq!(due, [2, 3], "{}", q.label);
     }
 }
 

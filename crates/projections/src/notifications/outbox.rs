@@ -297,6 +297,48 @@ impl Outbox {
         tx.commit().await
     }
 
+    /// Gives claimed emails that were not tried back to any sender, due at `now`, in one
+    /// statement: a sender hands back what its claim no longer leaves time to send, and
+    /// what it holds when it stops.
+    pub async fn hand_back(
+        &self,
+        emails: &[&PendingEmail],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if emails.is_empty() {
+            return Ok(());
+        }
+        let sending = code(&EmailState::Sending);
+        let pending = code(&EmailState::Pending);
+        let rows = emails
+            .iter()
+            .map(|email| {
+                vec![
+                    email.position.into(),
+                    email.recipient.as_str().into(),
+                    sending.as_str().into(),
+                    pending.as_str().into(),
+                    now.into(),
+                ]
+            })
+            .collect();
+        let mut tx = Tx::begin(&self.database).await?;
+        tx.execute_rows(rows, |rows| {
+            format!(
+                "WITH handed_back (returned_position, returned_recipient, sending, pending, \
+                                   due_at) AS ({rows}) \
+                 UPDATE {OUTBOX} SET state = handed_back.pending, \
+                        next_attempt_at = handed_back.due_at \
+                   FROM handed_back \
+                  WHERE {OUTBOX}.position = handed_back.returned_position \
+                    AND {OUTBOX}.recipient_id = handed_back.returned_recipient \
+                    AND {OUTBOX}.state = handed_back.sending"
+            )
+        })
+        .await?;
+        tx.commit().await
+    }
+
     /// The emails given up or never deliverable, oldest first: for support.
     pub async fn undelivered(&self) -> Result<Vec<UndeliveredEmail>, Error> {
         fetch(
