@@ -20,7 +20,7 @@ use crate::sql::{code, fetch, from_code, params, parse_id, parse_time, Cells, Pa
 
 /// The condition of the partial index `notification_outbox_due` (migration 1003), word
 /// for word: written as literals, not parameters, so that every plan of the sender's
-/// query can use that index instead of walking every email ever sent.
+/// queries can use that index instead of walking every email ever sent.
 const STILL_TO_SEND: &str = "o.state IN ('PENDING', 'SENDING')";
 
 /// Where an email stands.
@@ -165,8 +165,8 @@ impl Outbox {
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
         let next = fetch(
             &self.database,
-            &format!("SELECT MIN(next_attempt_at) FROM {OUTBOX} WHERE state IN ($1, $2)"),
-            params![code(&EmailState::Pending), code(&EmailState::Sending)],
+            &format!("SELECT MIN(o.next_attempt_at) FROM {OUTBOX} o WHERE {STILL_TO_SEND}"),
+            params![],
             |row| row.opt_text(0),
         )
         .await?;
