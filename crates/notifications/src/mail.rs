@@ -135,7 +135,7 @@ pub(crate) enum Failure {
 pub(crate) enum Mailer {
     Log,
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         from: Mailbox,
         timeout: Duration,
     },
@@ -146,10 +146,12 @@ impl Mailer {
         match &settings.smtp {
             None => Mailer::Log,
             Some(SmtpServer(builder)) => Mailer::Smtp {
-                transport: builder
-                    .clone()
-                    .timeout(Some(settings.sender.smtp_timeout))
-                    .build(),
+                transport: Box::new(
+                    builder
+                        .clone()
+                        .timeout(Some(settings.sender.smtp_timeout))
+                        .build(),
+                ),
                 from: settings.from.clone(),
                 timeout: settings.sender.smtp_timeout,
             },

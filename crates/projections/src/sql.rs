@@ -181,28 +181,59 @@ pub(crate) struct HeldWrites(Vec<(String, Vec<ColumnArray>)>);
 impl HeldWrites {
     /// The held writes as one statement and its arrays, in order; `None` when there are none.
     fn take(&mut self) -> Option<(String, Vec<ColumnArray>)> {
+        let (mut statements, bound) = self.take_apart();
+        let sql = match statements.len() {
+            0 => return None,
+            1 => statements.pop().unwrap_or_default(),
+            _ => format!("{} SELECT 1", with_clause(&statements)),
+        };
+        Some((sql, bound))
+    }
+
+    /// The held writes with a read after them, as one statement: the read sees the
+    /// tables as they were before the writes.
+    fn take_with(
+        &mut self,
+        read: impl Fn(&str) -> String,
+        read_arrays: Vec<ColumnArray>,
+    ) -> (String, Vec<ColumnArray>) {
+        let (statements, mut bound) = self.take_apart();
+        let read = read(&unnest_source(bound.len() + 1, &read_arrays));
+        bound.extend(read_arrays);
+        if statements.is_empty() {
+            return (read, bound);
+        }
+        (
+            format!(
+                "{} SELECT * FROM ({read}) AS read",
+                with_clause(&statements)
+            ),
+            bound,
+        )
+    }
+
+    /// Each held write's text, its rows' arrays numbered after those of the writes
+    /// before it, and all the arrays in order.
+    fn take_apart(&mut self) -> (Vec<String>, Vec<ColumnArray>) {
         let writes = std::mem::take(&mut self.0);
-        let count = writes.len();
         let mut bound = Vec::new();
-        let mut statements = Vec::with_capacity(count);
+        let mut statements = Vec::with_capacity(writes.len());
         for (text, arrays) in writes {
             statements.push(text.replace(HELD_ROWS, &unnest_source(bound.len() + 1, &arrays)));
             bound.extend(arrays);
         }
-        let sql = match count {
-            0 => return None,
-            1 => statements.pop().unwrap_or_default(),
-            _ => {
-                let parts: Vec<String> = statements
-                    .iter()
-                    .enumerate()
-                    .map(|(index, statement)| format!("w{index} AS ({statement})"))
-                    .collect();
-                format!("WITH {} SELECT 1", parts.join(", "))
-            }
-        };
-        Some((sql, bound))
+        (statements, bound)
     }
+}
+
+/// `WITH w0 AS (…), w1 AS (…)` of data-modifying statements.
+fn with_clause(statements: &[String]) -> String {
+    let parts: Vec<String> = statements
+        .iter()
+        .enumerate()
+        .map(|(index, statement)| format!("w{index} AS ({statement})"))
+        .collect();
+    format!("WITH {}", parts.join(", "))
 }
 
 /// Runs `sql` with `arrays` bound in order, and gives its rows.
@@ -465,6 +496,28 @@ impl Tx {
         Ok(found)
     }
 
+    /// [`Tx::fetch_rows`] for a view's read of its own tables before it writes any. No
+    /// other view's write touches them, so on PostgreSQL the writes held back go in the
+    /// same statement as the read, one round trip for both.
+    pub(crate) async fn fetch_own_rows<T>(
+        &mut self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+        map: impl Fn(&dyn Cells) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Tx::Postgres(tx, held) => {
+                let (sql, arrays) = held.take_with(statement, column_arrays(rows));
+                let found = fetch_arrays(tx, &sql, arrays).await?;
+                found.iter().map(|row| map(row as &dyn Cells)).collect()
+            }
+            Tx::Sqlite(_) => self.fetch_rows(rows, statement, map).await,
+        }
+    }
+
     pub(crate) async fn commit(self) -> Result<(), Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
@@ -547,6 +600,29 @@ mod tests {
             alone,
             "INSERT INTO a (x, y) SELECT * FROM UNNEST($1::bigint[], $2::text[])"
         );
+    }
+
+    #[test]
+    fn a_read_goes_after_the_held_writes_in_their_statement_numbering_its_arrays_last() {
+        let mut held = HeldWrites::default();
+        let read = |rows: &str| format!("SELECT x FROM c WHERE x IN ({rows})");
+        let (alone, _) = held.take_with(read, column_arrays(vec![vec![Param::from(7)]]));
+        assert_eq!(
+            alone,
+            "SELECT x FROM c WHERE x IN (SELECT * FROM UNNEST($1::bigint[]))"
+        );
+        held.0.push((
+            format!("INSERT INTO a (x, y) {HELD_ROWS}"),
+            column_arrays(vec![vec![Param::from(1), Param::from("one")]]),
+        ));
+        let (sql, arrays) = held.take_with(read, column_arrays(vec![vec![Param::from(7)]]));
+        assert_eq!(
+            sql,
+            "WITH w0 AS (INSERT INTO a (x, y) SELECT * FROM UNNEST($1::bigint[], $2::text[])) \
+             SELECT * FROM (SELECT x FROM c WHERE x IN (SELECT * FROM UNNEST($3::bigint[]))) AS read"
+        );
+        assert_eq!(arrays.len(), 3);
+        assert!(held.take().is_none(), "the writes went with the read");
     }
 
     #[test]

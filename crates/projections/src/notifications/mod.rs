@@ -96,7 +96,7 @@ impl Told {
             .map(|organization| (organization.clone(), BTreeSet::new()))
             .collect();
         let found = tx
-            .fetch_rows(
+            .fetch_own_rows(
                 organizations
                     .into_iter()
                     .map(|organization| vec![organization.into()])
