@@ -16,6 +16,7 @@ use sqlx::{Encode, Postgres, Row, Sqlite, Transaction, Type};
 use crate::error::Error;
 
 /// One bound value.
+#[derive(Clone)]
 pub(crate) enum Param {
     Text(Option<String>),
     Int(i64),
@@ -478,22 +479,7 @@ impl Tx {
         statement: impl Fn(&str) -> String,
         map: impl Fn(&dyn Cells) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        if let Tx::Postgres(tx, held) = self {
-            send_held(tx, held).await?;
-            let arrays = column_arrays(rows);
-            let sql = statement(&unnest_source(1, &arrays));
-            let found = fetch_arrays(tx, &sql, arrays).await?;
-            return found.iter().map(|row| map(row as &dyn Cells)).collect();
-        }
-        let mut found = Vec::new();
-        for (values, params) in row_chunks(rows) {
-            let sql = statement(&format!("VALUES {values}"));
-            found.extend(self.fetch(&sql, &params, &map).await?);
-        }
-        Ok(found)
+        self.read_rows(rows, statement, map, false).await
     }
 
     /// [`Tx::fetch_rows`] for a view's read of its own tables before it writes any. No
@@ -505,17 +491,33 @@ impl Tx {
         statement: impl Fn(&str) -> String,
         map: impl Fn(&dyn Cells) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
+        self.read_rows(rows, statement, map, true).await
+    }
+
+    async fn read_rows<T>(
+        &mut self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+        map: impl Fn(&dyn Cells) -> Result<T, Error>,
+        beside_held_writes: bool,
+    ) -> Result<Vec<T>, Error> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        match self {
-            Tx::Postgres(tx, held) => {
-                let (sql, arrays) = held.take_with(statement, column_arrays(rows));
-                let found = fetch_arrays(tx, &sql, arrays).await?;
-                found.iter().map(|row| map(row as &dyn Cells)).collect()
+        if let Tx::Postgres(tx, held) = self {
+            if !beside_held_writes {
+                send_held(tx, held).await?;
             }
-            Tx::Sqlite(_) => self.fetch_rows(rows, statement, map).await,
+            let (sql, arrays) = held.take_with(statement, column_arrays(rows));
+            let found = fetch_arrays(tx, &sql, arrays).await?;
+            return found.iter().map(|row| map(row as &dyn Cells)).collect();
         }
+        let mut found = Vec::new();
+        for (values, params) in row_chunks(rows) {
+            let sql = statement(&format!("VALUES {values}"));
+            found.extend(self.fetch(&sql, &params, &map).await?);
+        }
+        Ok(found)
     }
 
     pub(crate) async fn commit(self) -> Result<(), Error> {

@@ -187,21 +187,15 @@ impl Outbox {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, Error> {
-        let sending = code(&EmailState::Sending);
-        let pending = code(&EmailState::Pending);
-        let rows = emails
-            .iter()
-            .map(|email| {
-                vec![
-                    email.position.into(),
-                    email.recipient.as_str().into(),
-                    sending.as_str().into(),
-                    until.into(),
-                    pending.as_str().into(),
-                    now.into(),
-                ]
-            })
-            .collect();
+        let rows = keyed_rows(
+            emails,
+            &[
+                code(&EmailState::Sending).into(),
+                until.into(),
+                code(&EmailState::Pending).into(),
+                now.into(),
+            ],
+        );
         let mut tx = Tx::begin(&self.database).await?;
         let claimed: HashMap<(i64, String), i64> = tx
             .fetch_rows(
@@ -278,8 +272,7 @@ impl Outbox {
                 ]
             })
             .collect();
-        let mut tx = Tx::begin(&self.database).await?;
-        tx.execute_rows(rows, |rows| {
+        self.update(rows, |rows| {
             format!(
                 "WITH outcome (sent_position, sent_recipient, new_state, tried, next_at, tried_at, \
                                error, via, sending) AS ({rows}) \
@@ -293,8 +286,7 @@ impl Outbox {
                     AND {OUTBOX}.state = outcome.sending"
             )
         })
-        .await?;
-        tx.commit().await
+        .await
     }
 
     /// Gives claimed emails that were not tried back to any sender, due at `now`, in one
@@ -308,22 +300,15 @@ impl Outbox {
         if emails.is_empty() {
             return Ok(());
         }
-        let sending = code(&EmailState::Sending);
-        let pending = code(&EmailState::Pending);
-        let rows = emails
-            .iter()
-            .map(|email| {
-                vec![
-                    email.position.into(),
-                    email.recipient.as_str().into(),
-                    sending.as_str().into(),
-                    pending.as_str().into(),
-                    now.into(),
-                ]
-            })
-            .collect();
-        let mut tx = Tx::begin(&self.database).await?;
-        tx.execute_rows(rows, |rows| {
+        let rows = keyed_rows(
+            emails.iter().copied(),
+            &[
+                code(&EmailState::Sending).into(),
+                code(&EmailState::Pending).into(),
+                now.into(),
+            ],
+        );
+        self.update(rows, |rows| {
             format!(
                 "WITH handed_back (returned_position, returned_recipient, sending, pending, \
                                    due_at) AS ({rows}) \
@@ -335,7 +320,17 @@ impl Outbox {
                     AND {OUTBOX}.state = handed_back.sending"
             )
         })
-        .await?;
+        .await
+    }
+
+    /// One batched write of the sender's, committed at once.
+    async fn update(
+        &self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+    ) -> Result<(), Error> {
+        let mut tx = Tx::begin(&self.database).await?;
+        tx.execute_rows(rows, statement).await?;
         tx.commit().await
     }
 
@@ -353,6 +348,21 @@ impl Outbox {
         )
         .await
     }
+}
+
+/// A row per email: its key (position, recipient), then `values`.
+fn keyed_rows<'a>(
+    emails: impl IntoIterator<Item = &'a PendingEmail>,
+    values: &[Param],
+) -> Vec<Vec<Param>> {
+    emails
+        .into_iter()
+        .map(|email| {
+            let mut row = vec![email.position.into(), email.recipient.as_str().into()];
+            row.extend_from_slice(values);
+            row
+        })
+        .collect()
 }
 
 fn undelivered(row: &dyn Cells) -> Result<UndeliveredEmail, Error> {
