@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use access_store::{AppendQueue, AppendedAt, PendingAppend, Pool, StoredEvent};
+use access_store::{AppendQueue, AppendedAt, PendingAppend, StoredEvent};
 use cqrs_es::persist::PersistenceError;
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
@@ -31,15 +31,45 @@ const GROUP_EVENTS: usize = 1_000;
 const TAKE_APPEND_LOCK: &str = "SELECT pg_advisory_xact_lock(1094927699, 1);";
 
 /// The queue a store appends through, and the task that empties it.
-pub(crate) fn start(shared: std::sync::Arc<Shared>) -> (AppendQueue, tokio::task::JoinHandle<()>) {
+///
+/// The task runs on a thread and a runtime of its own, over a connection of its own:
+/// every command waits for the group's chain of round trips, and on the server's runtime
+/// each wake-up of that chain queued behind the HTTP requests' tasks (about a third of
+/// the commands' rate under load, docs/performance.md).
+pub(crate) fn start(
+    shared: std::sync::Arc<Shared>,
+    pool: &sqlx::PgPool,
+) -> (AppendQueue, tokio::task::JoinHandle<()>) {
     let (queue, pending) = AppendQueue::new();
-    (queue, tokio::spawn(append_in_groups(shared, pending)))
+    let connection = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(pool.options().get_acquire_timeout());
+    let connect = (*pool.connect_options()).clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!(%error, "starting the appends' runtime failed");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            // Made inside the runtime, so that this thread drives its I/O.
+            let pool = connection.connect_lazy_with(connect);
+            append_in_groups(shared, pool, pending).await
+        })
+    });
+    (queue, task)
 }
 
 /// Takes every command waiting, writes them as one group, answers each; until the
 /// projector stops and the queue is empty.
 async fn append_in_groups(
     shared: std::sync::Arc<Shared>,
+    pool: sqlx::PgPool,
     mut pending: UnboundedReceiver<PendingAppend>,
 ) {
     let mut stop = shared.stop.subscribe();
@@ -68,7 +98,7 @@ async fn append_in_groups(
                 Err(_) => break,
             }
         }
-        match write(&shared, &group).await {
+        match write(&shared, &pool, &group).await {
             Ok(outcomes) => {
                 for (append, outcome) in group.into_iter().zip(outcomes) {
                     append.answer(outcome);
@@ -105,11 +135,12 @@ type Inserted = HashMap<(String, i64), i64>;
 /// took first (nothing of it is kept).
 async fn write(
     shared: &Shared,
+    pool: &sqlx::PgPool,
     group: &[PendingAppend],
 ) -> Result<Vec<Result<AppendedAt, PersistenceError>>, Error> {
     // The lock is taken before the checkpoints and the head are read: until the commit,
     // no other appender can add to the log, so both stay what this transaction reads.
-    let mut tx = begin_appending(shared).await?;
+    let mut tx = Tx::begin_postgres(pool, TAKE_APPEND_LOCK).await?;
     let connection = postgres(&mut tx).await?;
     let behind = if leads_every_view(shared) {
         views_behind(shared, connection).await?
@@ -368,13 +399,6 @@ async fn project(
             .map(|envelope| (&envelope.organization, subject(&envelope.event))),
     );
     Ok(())
-}
-
-async fn begin_appending(shared: &Shared) -> Result<Tx, Error> {
-    match shared.database.pool() {
-        Pool::Postgres(pool) => Tx::begin_postgres(pool, TAKE_APPEND_LOCK).await,
-        Pool::Sqlite(_) => unreachable!("groups are appended on PostgreSQL only"),
-    }
 }
 
 async fn postgres(tx: &mut Tx) -> Result<&mut PgConnection, Error> {

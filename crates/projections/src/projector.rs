@@ -156,7 +156,7 @@ impl Projector {
         let mut appends = None;
         if let Pool::Postgres(pool) = shared.database.pool() {
             tasks.push(tokio::spawn(listen(shared.clone(), pool.clone())));
-            let (queue, task) = crate::grouped::start(shared.clone());
+            let (queue, task) = crate::grouped::start(shared.clone(), pool);
             appends = Some(queue);
             tasks.push(task);
         }
