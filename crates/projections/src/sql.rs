@@ -390,12 +390,18 @@ impl Tx {
     /// A PostgreSQL transaction whose `BEGIN` goes in one round trip with `and_then`
     /// (constant statements, each ending in `;`, their results unread).
     ///
-    /// Its statements are planned for each execution with their values: the batched
-    /// writes' plans, kept from the first batches while the tables were nearly empty,
-    /// scanned them whole once they had grown, until an ANALYZE happened to replace
-    /// them. Planned each time they still follow the tables' size.
+    /// Its statements reach rows by their keys, a batch's worth at a time, and are
+    /// planned once per connection for that: index scans joined by nested loops. Left to
+    /// itself the planner chose from the tables' size when a plan was made, and plans
+    /// kept from the first batches, while the tables were nearly empty, scanned them
+    /// whole once they had grown; planning every execution instead cost PostgreSQL a
+    /// fifth of its time in the views' statements (docs/adr/15-held-writes.md).
     pub(crate) async fn begin_postgres(pool: &PgPool, and_then: &str) -> Result<Tx, Error> {
-        let begin = format!("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan; {and_then}");
+        let begin = format!(
+            "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
+             SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; \
+             SET LOCAL enable_mergejoin = off; {and_then}"
+        );
         Ok(Tx::Postgres(
             pool.begin_with(begin).await?,
             HeldWrites::default(),
