@@ -627,7 +627,7 @@ impl Mutation {
         organization_id: &str,
         person_id: &str,
         command: impl FnOnce(PersonId) -> OrganizationCommand,
-        read: impl FnOnce(&OrganizationId, &PersonId, &OrganizationState) -> R,
+        mut read: impl FnMut(&OrganizationId, &PersonId, &OrganizationState) -> R,
     ) -> ApiResult<R> {
         let organization = parse("organizationId", organization_id, OrganizationId::parse)?;
         let person = parse("personId", person_id, PersonId::parse)?;

@@ -205,11 +205,12 @@ impl AccessService {
     }
 
     /// Reads the organization's current state, including every command committed
-    /// before the call by any server process.
+    /// before the call by any server process. `read` may run more than once: an answer
+    /// read from commands still being committed is read again if they are not.
     pub async fn read<R>(
         &self,
         id: &OrganizationId,
-        read: impl FnOnce(&OrganizationState) -> R,
+        read: impl FnMut(&OrganizationState) -> R,
     ) -> ApiResult<R> {
         self.inner
             .organizations
@@ -219,12 +220,13 @@ impl AccessService {
     }
 
     /// Runs a command; it is durable when this returns. `read` sees its events and
-    /// the organization's state right after them.
+    /// the organization's state right after them, and runs again whenever the command
+    /// is handled again (docs/adr/05-aggregate-cache.md).
     pub async fn execute<R>(
         &self,
         id: &OrganizationId,
         command: OrganizationCommand,
-        read: impl FnOnce(&OrganizationState, &[OrganizationEvent]) -> R,
+        mut read: impl FnMut(&OrganizationState, &[OrganizationEvent]) -> R,
     ) -> ApiResult<Executed<R>> {
         let committed = self
             .inner

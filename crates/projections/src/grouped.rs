@@ -133,7 +133,7 @@ type Inserted = HashMap<(String, i64), i64>;
 /// they stand at the log's head (or a few events behind it), applies the new events to
 /// every view in the same transaction. Answers each command in order: where its events
 /// went, or an optimistic-lock error for one whose sequence numbers another process
-/// took first (nothing of it is kept).
+/// took first, or that follows such a one of its aggregate (nothing of it is kept).
 async fn write(
     shared: &Shared,
     pool: &sqlx::PgPool,
@@ -162,7 +162,7 @@ async fn write(
                     .copied()
             })
             .collect();
-        if positions.iter().all(Option::is_some) {
+        if positions.iter().all(Option::is_some) && !append.follows_a_failed_append() {
             let last = positions
                 .iter()
                 .flatten()
@@ -173,6 +173,9 @@ async fn write(
             appended.extend(append.events.iter().zip(positions.into_iter().flatten()));
         } else {
             refused_rows.extend(positions.into_iter().flatten());
+            // Before the appends after it in the group are looked at: those of the same
+            // aggregate follow its events, and are refused with it.
+            append.refuse();
             outcomes.push(Err(PersistenceError::OptimisticLockError));
         }
     }

@@ -8,7 +8,7 @@ use cqrs_es::{Aggregate, AggregateError, EventEnvelope};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
-use crate::appends::{AppendQueue, AppendedAt};
+use crate::appends::{self, AppendQueue, AppendedAt, Queued, Settled};
 use crate::database::{Database, Pool};
 use crate::error::StoreError;
 use crate::snapshots::Snapshot;
@@ -149,37 +149,34 @@ where
     /// persists through every retry is returned, as [`AggregateError::AggregateConflict`],
     /// with nothing appended.
     ///
+    /// Through an [`AppendQueue`], a turn ends once the command's events are queued: the
+    /// next command is handled on the state they leave while they wait for their group,
+    /// and is stored only if they are. A command decided on events not yet stored (and
+    /// `read`'s answer with it) stands only once they are; when they are not, it is
+    /// handled again, which is why `read` may be called more than once.
+    ///
     /// A successful commit wakes this process's tailers ([`Database::commits`]).
     pub async fn execute<R>(
         &self,
         aggregate_id: &str,
         command: A::Command,
         metadata: HashMap<String, String>,
-        read: impl FnOnce(&A, &[EventEnvelope<A>]) -> R,
+        mut read: impl FnMut(&A, &[EventEnvelope<A>]) -> R,
     ) -> Result<Committed<A, R>, AggregateError<A::Error>> {
         let slot = self.cache.slot(aggregate_id);
-        let mut cached = slot.state.lock().await;
-        let handled = self
-            .handle_and_commit(&mut cached, aggregate_id, command, metadata)
-            .await;
-        let (events, appended_at, outcome) = match handled {
-            Ok((events, appended_at)) => {
-                let loaded = cached.as_ref().expect("a committed aggregate is loaded");
-                let outcome = read(&loaded.aggregate, &events);
-                (events, appended_at, outcome)
-            }
-            Err(error) => {
-                // A failed read or write leaves this copy's state in doubt: the next
-                // command reloads it from the store.
-                if !matches!(error, AggregateError::UserError(_)) {
-                    *cached = None;
-                    self.cache.hold(&slot, None);
+        let mut conflicts = 0;
+        let (events, appended_at, outcome) = loop {
+            let turn = self
+                .take_turn(&slot, aggregate_id, command.clone(), &metadata, &mut read)
+                .await;
+            match turn {
+                Ok(done) => break done,
+                Err(AggregateError::AggregateConflict) if conflicts < CONFLICT_RETRIES => {
+                    conflicts += 1;
                 }
-                return Err(error);
+                Err(error) => return Err(error),
             }
         };
-        self.cache.hold(&slot, cached.as_ref());
-        drop(cached);
         let position = match (events.last(), appended_at) {
             (None, _) => None,
             (Some(_), Some(appended)) => {
@@ -209,35 +206,56 @@ where
     /// every event of other processes committed before the call or, once
     /// [`rely_on_reports`](Self::rely_on_reports) was called, reported to
     /// [`note_appended`](Self::note_appended) before it. An aggregate without events is
-    /// `A::default()`.
+    /// `A::default()`. The answer never includes events that end up not stored: one read
+    /// from events still waiting for their group is given once they are committed, and
+    /// read again (`read` called again) if they are not.
     pub async fn read<R>(
         &self,
         aggregate_id: &str,
-        read: impl FnOnce(&A) -> R,
+        mut read: impl FnMut(&A) -> R,
     ) -> Result<R, StoreError> {
         let slot = self.cache.slot(aggregate_id);
-        let mut cached = slot.state.lock().await;
-        // Read before asking the database, so a gap reported meanwhile counts.
-        let epoch = self.cache.epoch.load(Ordering::SeqCst);
-        let current = match cached.take() {
-            None => self.load(aggregate_id).await,
-            Some(loaded) if self.cache.is_current(&slot, &loaded, epoch) => Ok(loaded),
-            Some(mut loaded) => self
-                .catch_up(aggregate_id, &mut loaded)
-                .await
-                .map(|_| loaded),
-        };
-        let mut loaded = match current {
-            Ok(loaded) => loaded,
-            Err(error) => {
-                self.cache.hold(&slot, None);
-                return Err(self.load_error(aggregate_id, error));
+        loop {
+            let mut cached = slot.state.lock().await;
+            // Read before asking the database, so a gap reported meanwhile counts.
+            let epoch = self.cache.epoch.load(Ordering::SeqCst);
+            let current = match cached.take() {
+                Some(loaded) if loaded.includes_a_failed_append() => self.load(aggregate_id).await,
+                None => self.load(aggregate_id).await,
+                Some(loaded) if self.cache.is_current(&slot, &loaded, epoch) => Ok(loaded),
+                Some(mut loaded) => match loaded.unsettled().cloned() {
+                    // Behind another process's events, which cannot follow appends of
+                    // this process still waiting: those will fail; read after them.
+                    Some(waiting) => {
+                        *cached = Some(loaded);
+                        drop(cached);
+                        appends::stored(&waiting).await;
+                        continue;
+                    }
+                    None => self
+                        .catch_up(aggregate_id, &mut loaded)
+                        .await
+                        .map(|_| loaded),
+                },
+            };
+            let mut loaded = match current {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    self.cache.hold(&slot, None);
+                    return Err(self.load_error(aggregate_id, error));
+                }
+            };
+            loaded.checked_in = epoch;
+            let loaded = cached.insert(loaded);
+            self.cache.hold(&slot, Some(loaded));
+            let waiting = loaded.unsettled().cloned();
+            let answer = read(&loaded.aggregate);
+            drop(cached);
+            match waiting {
+                Some(waiting) if !appends::stored(&waiting).await => continue,
+                _ => return Ok(answer),
             }
-        };
-        loaded.checked_in = epoch;
-        let loaded = cached.insert(loaded);
-        self.cache.hold(&slot, Some(loaded));
-        Ok(read(&loaded.aggregate))
+        }
     }
 
     /// From now on, reads trust what [`note_appended`](Self::note_appended) and
@@ -261,83 +279,148 @@ where
         self.cache.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Handles the command on the cached state, which it updates in place, and appends
-    /// the events. The state may be behind other processes' commits: appending then
-    /// conflicts on the next sequence number, and a refusal or a command that changes
-    /// nothing is only trusted once the state is known to be current.
-    async fn handle_and_commit(
+    /// One attempt at the command, in the aggregate's turn: its events and where they
+    /// went, and what `read` made of them. [`AggregateError::AggregateConflict`] when it
+    /// must be handled again on the store's state.
+    async fn take_turn<R>(
         &self,
-        cached: &mut Option<Loaded<A>>,
+        slot: &Slot<A>,
         aggregate_id: &str,
         command: A::Command,
-        metadata: HashMap<String, String>,
-    ) -> Result<(Vec<EventEnvelope<A>>, Option<AppendedAt>), AggregateError<A::Error>> {
-        let mut current = cached.is_none();
-        if current {
-            *cached = Some(self.load(aggregate_id).await?);
-        }
-        let mut conflicts = 0;
-        loop {
-            let loaded = cached.as_mut().expect("loaded above");
-            let sink = EventSink::default();
-            let handled = loaded
-                .aggregate
-                .handle(command.clone(), &self.services, &sink)
-                .await;
-            let events = sink.collect().await;
-            if handled.is_err() || events.is_empty() {
-                if !events.is_empty() {
-                    // Refused after writing: the events were applied to the state
-                    // but will never be stored.
-                    *cached = Some(self.load(aggregate_id).await?);
-                } else if !current && self.catch_up(aggregate_id, loaded).await? > 0 {
-                    current = true;
-                    continue;
-                }
-                return handled
-                    .map(|()| (Vec::new(), None))
-                    .map_err(AggregateError::UserError);
+        metadata: &HashMap<String, String>,
+        read: &mut impl FnMut(&A, &[EventEnvelope<A>]) -> R,
+    ) -> Result<(Vec<EventEnvelope<A>>, Option<AppendedAt>, R), AggregateError<A::Error>> {
+        let mut cached = slot.state.lock().await;
+        let handled = self
+            .handle_and_append(&mut cached, aggregate_id, command, metadata)
+            .await;
+        self.cache.hold(slot, cached.as_ref());
+        match handled? {
+            Handled::Stored {
+                events,
+                appended_at,
+            } => {
+                let outcome = read(state_after_turn(&cached), &events);
+                Ok((events, appended_at, outcome))
             }
-            let envelopes = envelopes(aggregate_id, loaded.sequence, events, &metadata);
-            match self.persist(&envelopes).await {
-                Ok(position) => {
-                    loaded.sequence += envelopes.len();
-                    return Ok((envelopes, position));
+            Handled::Queued { events, queued } => {
+                let outcome = read(state_after_turn(&cached), &events);
+                // The next command's turn starts now, on the state these events leave.
+                drop(cached);
+                let appended_at = queued.answer().await?;
+                Ok((events, Some(appended_at), outcome))
+            }
+            Handled::Unchanged { decision, waiting } => {
+                let outcome = decision
+                    .as_ref()
+                    .ok()
+                    .map(|()| read(state_after_turn(&cached), &[]));
+                drop(cached);
+                if let Some(waiting) = waiting {
+                    if !appends::stored(&waiting).await {
+                        return Err(AggregateError::AggregateConflict);
+                    }
                 }
-                Err(AggregateError::AggregateConflict) if conflicts < CONFLICT_RETRIES => {
-                    conflicts += 1;
-                    // The state already holds the events that lost the race.
-                    *cached = Some(self.load(aggregate_id).await?);
-                    current = true;
-                }
-                Err(error) => return Err(error),
+                decision.map_err(AggregateError::UserError)?;
+                Ok((Vec::new(), None, outcome.expect("read when accepted")))
             }
         }
     }
 
-    /// Appends the events; on PostgreSQL, answers the global position of the last one.
-    async fn persist(
+    /// Handles the command on the cached state, which it updates, and appends or queues
+    /// the events. The state may be behind other processes' commits: appending then
+    /// conflicts on the next sequence number, and a refusal or a command that changes
+    /// nothing is only trusted once the state is known to be current. The state is out of
+    /// `cached` until the turn ends well: a turn cut short (its request dropped, or a
+    /// failure) leaves `None`, and the next turn reloads it.
+    async fn handle_and_append(
         &self,
-        envelopes: &[EventEnvelope<A>],
+        cached: &mut Option<Loaded<A>>,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &HashMap<String, String>,
+    ) -> Result<Handled<A>, AggregateError<A::Error>> {
+        let mut current = false;
+        let mut loaded = match cached.take() {
+            Some(loaded) if !loaded.includes_a_failed_append() => loaded,
+            _ => {
+                current = true;
+                self.load(aggregate_id).await?
+            }
+        };
+        loop {
+            let sink = EventSink::default();
+            let decision = loaded
+                .aggregate
+                .handle(command.clone(), &self.services, &sink)
+                .await;
+            let events = sink.collect().await;
+            if decision.is_err() || events.is_empty() {
+                let waiting = loaded.unsettled().cloned();
+                if events.is_empty() {
+                    if waiting.is_none()
+                        && !current
+                        && self.catch_up(aggregate_id, &mut loaded).await? > 0
+                    {
+                        current = true;
+                        continue;
+                    }
+                    *cached = Some(loaded);
+                }
+                // Else refused after writing: the events were applied to the state but
+                // will never be stored, so the state is left for the next turn to reload.
+                return Ok(Handled::Unchanged { decision, waiting });
+            }
+            let envelopes = envelopes(aggregate_id, loaded.sequence, events, metadata);
+            let mut serialized = envelopes
+                .iter()
+                .map(SerializedEvent::try_from)
+                .collect::<Result<Vec<_>, PersistenceError>>()?;
+            if let (Repository::Postgres(_), Some(queue)) = (&self.repository, &self.appends) {
+                match queue.send(serialized, loaded.last_append.clone()) {
+                    Ok(queued) => {
+                        loaded.sequence += envelopes.len();
+                        loaded.last_append = Some(queued.settled.clone());
+                        *cached = Some(loaded);
+                        return Ok(Handled::Queued {
+                            events: envelopes,
+                            queued,
+                        });
+                    }
+                    Err(unsent) => {
+                        // The process is stopping: append here, after what is queued.
+                        if let Some(waiting) = loaded.unsettled() {
+                            if !appends::stored(waiting).await {
+                                return Err(AggregateError::AggregateConflict);
+                            }
+                        }
+                        serialized = unsent;
+                    }
+                }
+            }
+            let appended_at = self.append_directly(&serialized).await?;
+            loaded.sequence += envelopes.len();
+            *cached = Some(loaded);
+            return Ok(Handled::Stored {
+                events: envelopes,
+                appended_at,
+            });
+        }
+    }
+
+    /// Appends the events in this task; on PostgreSQL, answers the global position of
+    /// the last one.
+    async fn append_directly(
+        &self,
+        serialized: &[SerializedEvent],
     ) -> Result<Option<AppendedAt>, AggregateError<A::Error>> {
-        let serialized = envelopes
-            .iter()
-            .map(SerializedEvent::try_from)
-            .collect::<Result<Vec<_>, PersistenceError>>()?;
         match &self.repository {
             Repository::Sqlite(repo) => {
-                repo.persist::<A>(&serialized, None).await?;
+                repo.persist::<A>(serialized, None).await?;
                 Ok(None)
             }
             Repository::Postgres(_) => {
-                let serialized = match &self.appends {
-                    Some(queue) => match queue.append(serialized).await {
-                        Ok(appended) => return Ok(Some(appended?)),
-                        Err(unsent) => unsent,
-                    },
-                    None => serialized,
-                };
-                let position = self.append_postgres(&serialized).await?;
+                let position = self.append_postgres(serialized).await?;
                 Ok(Some(AppendedAt {
                     position,
                     projected: false,
@@ -393,6 +476,7 @@ where
             aggregate: A::default(),
             sequence: 0,
             checked_in: 0,
+            last_append: None,
         });
         let serialized = on_repository!(&self.repository, |repo| repo
             .get_last_events::<A>(aggregate_id, loaded.sequence)
@@ -427,6 +511,7 @@ where
                 aggregate,
                 sequence: kept.sequence,
                 checked_in: 0,
+                last_append: None,
             }),
             Err(error) => {
                 // The category and place only: serde's message may quote the state.
@@ -515,6 +600,42 @@ struct Loaded<A> {
     sequence: usize,
     /// The cache's epoch when the state was last known to match the database.
     checked_in: u64,
+    /// The last append of events in the state, queued and maybe not yet settled.
+    last_append: Option<Settled>,
+}
+
+impl<A> Loaded<A> {
+    /// The last append of events in the state while it waits for its group.
+    fn unsettled(&self) -> Option<&Settled> {
+        self.last_append
+            .as_ref()
+            .filter(|settled| settled.borrow().is_none() && !appends::failed(settled))
+    }
+
+    /// Whether the state holds events that will never be stored.
+    fn includes_a_failed_append(&self) -> bool {
+        self.last_append.as_ref().is_some_and(appends::failed)
+    }
+}
+
+/// What a turn did with the command.
+enum Handled<A: Aggregate> {
+    /// Its events were appended by the turn itself, and are durable.
+    Stored {
+        events: Vec<EventEnvelope<A>>,
+        appended_at: Option<AppendedAt>,
+    },
+    /// Its events wait in the append queue.
+    Queued {
+        events: Vec<EventEnvelope<A>>,
+        queued: Queued,
+    },
+    /// It appended nothing: refused, or nothing to change. Decided on events waiting in
+    /// the append queue when `waiting` is set, and stands only if they are stored.
+    Unchanged {
+        decision: Result<(), A::Error>,
+        waiting: Option<Settled>,
+    },
 }
 
 /// What postgres-es makes of the same failures.
@@ -528,6 +649,14 @@ fn append_error(error: sqlx::Error) -> PersistenceError {
         }
         _ => PersistenceError::UnknownError(Box::new(error)),
     }
+}
+
+/// The state a turn that appended, or accepted a command changing nothing, left.
+fn state_after_turn<A>(cached: &Option<Loaded<A>>) -> &A {
+    &cached
+        .as_ref()
+        .expect("a turn that went well leaves its state")
+        .aggregate
 }
 
 fn apply<A: Aggregate>(
@@ -716,6 +845,7 @@ mod tests {
             aggregate: (),
             sequence: events,
             checked_in: 0,
+            last_append: None,
         };
         cache.hold(&slot, Some(&loaded));
     }
@@ -761,6 +891,7 @@ mod tests {
                 aggregate: (),
                 sequence: 500,
                 checked_in: 0,
+                last_append: None,
             }),
         );
         use_with(&cache, "idle", 1);
@@ -781,6 +912,7 @@ mod tests {
             aggregate: 3,
             sequence: 100_000,
             checked_in: 0,
+            last_append: None,
         };
         cache.hold(&slot, Some(&loaded));
         assert_eq!(cache.events_held.load(Ordering::SeqCst), 3);

@@ -19,6 +19,10 @@ pub enum CounterCommand {
     AddOnceAtLeast {
         at_least: usize,
     },
+    /// Adds one event, refused once the count has reached `below`.
+    AddWhileBelow {
+        below: usize,
+    },
     Refuse,
 }
 
@@ -67,7 +71,14 @@ impl Aggregate for Counter {
                 sink.write(CounterEvent::Added { count }, self).await;
                 Ok(())
             }
-            CounterCommand::AddOnceAtLeast { .. } | CounterCommand::Refuse => Err(Refused),
+            CounterCommand::AddWhileBelow { below } if self.count < below => {
+                let count = self.count + 1;
+                sink.write(CounterEvent::Added { count }, self).await;
+                Ok(())
+            }
+            CounterCommand::AddOnceAtLeast { .. }
+            | CounterCommand::AddWhileBelow { .. }
+            | CounterCommand::Refuse => Err(Refused),
         }
     }
 

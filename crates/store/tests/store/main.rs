@@ -8,6 +8,7 @@ mod counter;
 mod fingerprints;
 mod global_position;
 mod migrations;
+mod pipelined;
 mod snapshots;
 mod tickets;
 mod upstream_edge_cases;
