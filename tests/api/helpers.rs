@@ -254,6 +254,29 @@ impl TestApp {
         }
         .unwrap_or_else(|error| panic!("{}: {sql}: {error}", self.label));
     }
+
+    /// Waits until `sql`, a query answering one integer, answers `expected` (within
+    /// 10 s), for states the server reaches in the background (emails sent, say).
+    pub async fn until_sql_answers(&self, sql: &str, expected: i64) {
+        let database = Database::connect(&self.database_url).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer: i64 = match database.pool() {
+                Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+                Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            }
+            .unwrap_or_else(|error| panic!("{}: {sql}: {error}", self.label));
+            if answer == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: {sql} still answers {answer}, not {expected}",
+                self.label
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// Every stored event of the database at `database_url`.

@@ -208,6 +208,13 @@ async fn erasing_a_person_removes_their_name_and_address_and_the_audit_log_still
             .await
             .unwrap();
         assert!(bob_keyed.get("errors").is_some(), "{}", app.label);
+        // Once the sender is done with Bob's two emails: recording one it was still
+        // sending would overwrite the error set here.
+        app.until_sql_answers(
+            "SELECT COUNT(*) FROM notification_outbox WHERE recipient_id = 'bob' AND state = 'SENT'",
+            2,
+        )
+        .await;
         app.execute_sql(
             "UPDATE notification_outbox SET last_error = '550 5.1.1 <bob.tables@example.org>: unknown' \
               WHERE recipient_id = 'bob'",
