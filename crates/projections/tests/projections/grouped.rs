@@ -30,6 +30,53 @@ fn grouped_store(h: &Harness, projector: &Projector) -> AggregateStore<Organizat
     AggregateStore::new(&h.database, services).appending_through(queue)
 }
 
+/// The PostgreSQL harness, when there is one, with its projector leading every view and
+/// a store appending through the projector's queue.
+async fn grouped_harness() -> Option<(Harness, Projector, AggregateStore<Organization>)> {
+    let h = harnesses()
+        .await
+        .into_iter()
+        .find(|h| h.label == "postgres")?;
+    let projector = h.projector();
+    leading_every_view(&projector).await;
+    let grouped = grouped_store(&h, &projector);
+    Some((h, projector, grouped))
+}
+
+/// `person` asks `organization` for the Security Official role through `store`, with a
+/// proof that matches.
+async fn ask_to_be_security_official(
+    store: &AggregateStore<Organization>,
+    organization: &str,
+    person: &str,
+) -> Committed<Organization, ()> {
+    let command = request(organization, person, Role::SecurityOfficial, Some(GOOD_TIN));
+    store
+        .execute(organization, command, HashMap::new(), |_, _| ())
+        .await
+        .unwrap_or_else(|error| panic!("{person} on {organization}: {error}"))
+}
+
+/// Has `store` hold `organization` in memory with no events, then appends as another
+/// process would its first two events (a request with a rejected proof), which `store`
+/// does not know of.
+async fn stale_in_memory(
+    h: &Harness,
+    store: &AggregateStore<Organization>,
+    organization: &str,
+) -> Committed<Organization, ()> {
+    store.read(organization, |_| ()).await.unwrap();
+    let elsewhere = request(
+        organization,
+        "mallory",
+        Role::SecurityOfficial,
+        Some("999999999"),
+    );
+    let other = h.run(organization, elsewhere).await;
+    assert_eq!(other.events.len(), 2, "a request and its rejected proof");
+    other
+}
+
 async fn leading_every_view(projector: &Projector) {
     let leading = eventually(|| View::ALL.iter().all(|view| projector.is_leading(*view)));
     assert!(leading.await, "the projector leads every view");
@@ -97,60 +144,26 @@ async fn commands_appended_together_are_answered_with_every_view_already_showing
 #[tokio::test]
 async fn a_command_that_lost_its_sequence_numbers_to_another_process_is_stored_whole_or_not_at_all()
 {
-    for h in harnesses().await {
-        if h.label != "postgres" {
-            continue;
-        }
-        let projector = h.projector();
-        leading_every_view(&projector).await;
-        let grouped = grouped_store(&h, &projector);
-        let [contested, quiet, ..] = ORGANIZATIONS;
-        // The grouped store holds `contested` in memory with no events...
-        grouped.read(contested, |_| ()).await.unwrap();
-        // ...when another process appends its first two events, a rejected proof.
-        let elsewhere = request(
-            contested,
-            "mallory",
-            Role::SecurityOfficial,
-            Some("999999999"),
-        );
-        let other = h.run(contested, elsewhere).await;
-        assert_eq!(other.events.len(), 2, "a request and its rejected proof");
-        // Three events from sequence 1: the first two are taken, the third is not. The
-        // command is handled again on the real state and lands after them, whole, in a
-        // group with a command on another organization.
-        let (first, second) = tokio::join!(
-            grouped.execute(
-                contested,
-                request(contested, "alice", Role::SecurityOfficial, Some(GOOD_TIN)),
-                HashMap::new(),
-                |_, _| ()
-            ),
-            grouped.execute(
-                quiet,
-                request(quiet, "bob", Role::SecurityOfficial, Some(GOOD_TIN)),
-                HashMap::new(),
-                |_, _| ()
-            ),
-        );
-        let first = first.unwrap();
-        second.unwrap();
-        let sequences: Vec<i64> = h
-            .events()
-            .await
-            .iter()
-            .filter(|event| event.aggregate_id == contested)
-            .map(|event| event.sequence)
-            .collect();
-        assert_eq!(
-            sequences,
-            (1..=2 + first.events.len() as i64).collect::<Vec<_>>()
-        );
-        assert_eq!(first.events[0].sequence, 3);
-        h.caught_up(&projector).await;
-        assert_eq!(h.views().await, h.expected().await);
-        projector.shutdown().await;
-    }
+    let Some((h, projector, grouped)) = grouped_harness().await else {
+        return;
+    };
+    let [contested, quiet, ..] = ORGANIZATIONS;
+    stale_in_memory(&h, &grouped, contested).await;
+    // Three events from sequence 1: the first two are taken, the third is not. The
+    // command is handled again on the real state and lands after them, whole, in a
+    // group with a command on another organization.
+    let (first, _) = tokio::join!(
+        ask_to_be_security_official(&grouped, contested, "alice"),
+        ask_to_be_security_official(&grouped, quiet, "bob"),
+    );
+    assert_eq!(
+        sequences_of(&h, contested).await,
+        (1..=2 + first.events.len() as i64).collect::<Vec<_>>()
+    );
+    assert_eq!(first.events[0].sequence, 3);
+    h.caught_up(&projector).await;
+    assert_eq!(h.views().await, h.expected().await);
+    projector.shutdown().await;
 }
 
 /// The sequence numbers stored for `organization`, in order.
@@ -194,102 +207,66 @@ async fn stored_as_answered(
 #[tokio::test]
 async fn commands_queued_behind_one_that_lost_its_sequence_numbers_are_handled_again_and_every_sequence_stays_whole(
 ) {
-    for h in harnesses().await {
-        if h.label != "postgres" {
-            continue;
-        }
-        let projector = h.projector();
-        leading_every_view(&projector).await;
-        let grouped = grouped_store(&h, &projector);
-        let contested = ORGANIZATIONS[0];
-        grouped.read(contested, |_| ()).await.unwrap();
-        let elsewhere = request(
-            contested,
-            "mallory",
-            Role::SecurityOfficial,
-            Some("999999999"),
-        );
-        let other = h.run(contested, elsewhere).await;
-        // Alice's command is handled on the stale state and queued from sequence 1, then
-        // Bob's and Carol's on the state it leaves, before it is refused: theirs follow
-        // events that will never be stored, and must not be stored either. All three are
-        // accepted in whichever order they are handled again.
-        let (alice, bob, carol) = tokio::join!(
-            grouped.execute(
-                contested,
-                request(contested, "alice", Role::SecurityOfficial, Some(GOOD_TIN)),
-                HashMap::new(),
-                |_, _| ()
-            ),
-            grouped.execute(
-                contested,
-                request(contested, "bob", Role::SecurityOfficial, Some(GOOD_TIN)),
-                HashMap::new(),
-                |_, _| ()
-            ),
-            grouped.execute(
-                contested,
-                request(contested, "carol", Role::SecurityOfficial, Some(GOOD_TIN)),
-                HashMap::new(),
-                |_, _| ()
-            ),
-        );
-        let committed = [alice.unwrap(), bob.unwrap(), carol.unwrap()];
-        stored_as_answered(&h, contested, other.events.len(), &committed).await;
-        h.caught_up(&projector).await;
-        assert_eq!(h.views().await, h.expected().await);
-        projector.shutdown().await;
-    }
+    let Some((h, projector, grouped)) = grouped_harness().await else {
+        return;
+    };
+    let contested = ORGANIZATIONS[0];
+    let other = stale_in_memory(&h, &grouped, contested).await;
+    // Alice's command is handled on the stale state and queued from sequence 1, then
+    // Bob's and Carol's on the state it leaves, before it is refused: theirs follow
+    // events that will never be stored, and must not be stored either. All three are
+    // accepted in whichever order they are handled again.
+    let (alice, bob, carol) = tokio::join!(
+        ask_to_be_security_official(&grouped, contested, "alice"),
+        ask_to_be_security_official(&grouped, contested, "bob"),
+        ask_to_be_security_official(&grouped, contested, "carol"),
+    );
+    let committed = [alice, bob, carol];
+    stored_as_answered(&h, contested, other.events.len(), &committed).await;
+    h.caught_up(&projector).await;
+    assert_eq!(h.views().await, h.expected().await);
+    projector.shutdown().await;
 }
 
 #[tokio::test]
 async fn commands_on_one_organization_share_groups_instead_of_waiting_for_each_others_commit() {
-    for h in harnesses().await {
-        if h.label != "postgres" {
-            continue;
-        }
-        let projector = h.projector();
-        leading_every_view(&projector).await;
-        let grouped = Arc::new(grouped_store(&h, &projector));
-        let hot = ORGANIZATIONS[3];
-        let first = request(hot, "alice", Role::SecurityOfficial, Some(GOOD_TIN));
-        let first = grouped
-            .execute(hot, first, HashMap::new(), |_, _| ())
+    let Some((h, projector, grouped)) = grouped_harness().await else {
+        return;
+    };
+    let grouped = Arc::new(grouped);
+    let hot = ORGANIZATIONS[3];
+    let first = ask_to_be_security_official(&grouped, hot, "alice").await;
+    const WRITERS: usize = 32;
+    let mut commands = JoinSet::new();
+    for staff in 0..WRITERS {
+        let grouped = grouped.clone();
+        commands.spawn(async move {
+            let command = request(hot, &format!("staff-{staff}"), Role::StaffUser, None);
+            grouped
+                .execute(hot, command, HashMap::new(), |_, _| ())
+                .await
+                .unwrap()
+        });
+    }
+    let mut committed = vec![first];
+    while let Some(joined) = commands.join_next().await {
+        committed.push(joined.unwrap());
+    }
+    stored_as_answered(&h, hot, 0, &committed).await;
+    let Pool::Postgres(pool) = h.database.pool() else {
+        unreachable!("grouped appends are PostgreSQL's")
+    };
+    // Rows inserted by one transaction share its id.
+    let transactions: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM events WHERE aggregate_id = $1")
+            .bind(hot)
+            .fetch_one(pool)
             .await
             .unwrap();
-        const WRITERS: usize = 32;
-        let mut commands = JoinSet::new();
-        for staff in 0..WRITERS {
-            let grouped = grouped.clone();
-            commands.spawn(async move {
-                let command = request(hot, &format!("staff-{staff}"), Role::StaffUser, None);
-                grouped
-                    .execute(hot, command, HashMap::new(), |_, _| ())
-                    .await
-                    .unwrap()
-            });
-        }
-        let mut committed = vec![first];
-        while let Some(joined) = commands.join_next().await {
-            committed.push(joined.unwrap());
-        }
-        stored_as_answered(&h, hot, 0, &committed).await;
-        let Pool::Postgres(pool) = h.database.pool() else {
-            unreachable!("grouped appends are PostgreSQL's")
-        };
-        // Rows inserted by one transaction share its id.
-        let transactions: i64 = sqlx::query_scalar(
-            "SELECT count(DISTINCT xmin::text) FROM events WHERE aggregate_id = $1",
-        )
-        .bind(hot)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        assert!(
-            transactions < 1 + WRITERS as i64,
-            "{WRITERS} commands queued together took {transactions} transactions"
-        );
-        assert_eq!(h.views().await, h.expected().await);
-        projector.shutdown().await;
-    }
+    assert!(
+        transactions < 1 + WRITERS as i64,
+        "{WRITERS} commands queued together took {transactions} transactions"
+    );
+    assert_eq!(h.views().await, h.expected().await);
+    projector.shutdown().await;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use access_store::testing::{fresh_databases, TestDatabase};
-use access_store::{AggregateStore, AppendQueue, AppendedAt, Database, PendingAppend};
+use access_store::{AggregateStore, AppendQueue, AppendedAt, Database, PendingAppend, StoreError};
 use cqrs_es::persist::PersistenceError;
 use cqrs_es::AggregateError;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -16,26 +16,22 @@ use tokio::task::JoinHandle;
 
 use crate::counter::{Counter, CounterCommand};
 
-/// A store appending through a queue whose other end the test holds, with `c` loaded at
-/// a count of 0.
-async fn store_and_appender(
-    db: &TestDatabase,
-) -> (
+/// On PostgreSQL, where stores append through a queue: a store appending through one whose
+/// other end the test holds, with `c` loaded at a count of 0.
+async fn store_and_appender() -> Option<(
+    TestDatabase,
     Arc<AggregateStore<Counter>>,
     UnboundedReceiver<PendingAppend>,
-) {
+)> {
+    let db = fresh_databases()
+        .await
+        .into_iter()
+        .find(|db| db.label == "postgres")?;
     let database = Database::connect(&db.url).await.unwrap();
     let (queue, appender) = AppendQueue::new();
     let store = Arc::new(AggregateStore::<Counter>::new(&database, ()).appending_through(queue));
     assert_eq!(store.read("c", |counter| counter.count).await.unwrap(), 0);
-    (store, appender)
-}
-
-async fn postgres() -> Option<TestDatabase> {
-    fresh_databases()
-        .await
-        .into_iter()
-        .find(|db| db.label == "postgres")
+    Some((db, store, appender))
 }
 
 type Executed = Result<usize, AggregateError<crate::counter::Refused>>;
@@ -49,6 +45,12 @@ fn execute(store: &Arc<AggregateStore<Counter>>, command: CounterCommand) -> Joi
             .await
             .map(|committed| committed.outcome)
     })
+}
+
+/// Reads the count of `c` in a task of its own.
+fn read_count(store: &Arc<AggregateStore<Counter>>) -> JoinHandle<Result<usize, StoreError>> {
+    let store = store.clone();
+    tokio::spawn(async move { store.read("c", |counter| counter.count).await })
 }
 
 /// Whether `task` is still unfinished after a while. A correct store never finishes
@@ -77,13 +79,13 @@ fn failed() -> Result<AppendedAt, PersistenceError> {
 #[tokio::test]
 async fn a_read_of_a_state_whose_last_command_waits_in_the_queue_answers_once_it_is_stored_and_without_it_when_it_is_not(
 ) {
-    let Some(db) = postgres().await else { return };
-    let (store, mut appender) = store_and_appender(&db).await;
+    let Some((_db, store, mut appender)) = store_and_appender().await else {
+        return;
+    };
 
     let adding = execute(&store, CounterCommand::Add { events: 1 });
     let append = appender.recv().await.unwrap();
-    let reader = store.clone();
-    let mut reading = tokio::spawn(async move { reader.read("c", |counter| counter.count).await });
+    let mut reading = read_count(&store);
     assert!(
         still_waiting(&mut reading).await,
         "answered before the append was settled"
@@ -102,8 +104,7 @@ async fn a_read_of_a_state_whose_last_command_waits_in_the_queue_answers_once_it
         append.events[0].sequence, 1,
         "handled on the state reloaded from the store"
     );
-    let reader = store.clone();
-    let mut reading = tokio::spawn(async move { reader.read("c", |counter| counter.count).await });
+    let mut reading = read_count(&store);
     assert!(
         still_waiting(&mut reading).await,
         "answered before the append was settled"
@@ -116,8 +117,9 @@ async fn a_read_of_a_state_whose_last_command_waits_in_the_queue_answers_once_it
 #[tokio::test]
 async fn a_refusal_decided_on_a_command_waiting_in_the_queue_is_given_once_it_is_stored_and_decided_again_when_it_is_not(
 ) {
-    let Some(db) = postgres().await else { return };
-    let (store, mut appender) = store_and_appender(&db).await;
+    let Some((_db, store, mut appender)) = store_and_appender().await else {
+        return;
+    };
 
     let adding = execute(&store, CounterCommand::Add { events: 1 });
     let first = appender.recv().await.unwrap();
@@ -151,8 +153,9 @@ async fn a_refusal_decided_on_a_command_waiting_in_the_queue_is_given_once_it_is
 #[tokio::test]
 async fn a_command_queued_behind_one_that_is_not_stored_is_not_stored_either_and_is_handled_again()
 {
-    let Some(db) = postgres().await else { return };
-    let (store, mut appender) = store_and_appender(&db).await;
+    let Some((_db, store, mut appender)) = store_and_appender().await else {
+        return;
+    };
 
     let adding = execute(&store, CounterCommand::Add { events: 1 });
     let first = appender.recv().await.unwrap();
