@@ -123,3 +123,53 @@ async fn a_commit_reports_the_position_of_its_last_event_and_wakes_this_processs
         assert_eq!(sequences, [1, 2, 3], "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn a_command_dropped_in_the_middle_of_its_turn_leaves_no_half_changed_state_behind() {
+    for db in fresh_databases().await {
+        let database = Database::connect(&db.url).await.unwrap();
+        let store = std::sync::Arc::new(AggregateStore::<Counter>::new(&database, ()));
+        assert_eq!(store.read("c-1", |counter| counter.count).await.unwrap(), 0);
+
+        let stalled = std::sync::Arc::new(tokio::sync::Notify::new());
+        let dropped = tokio::spawn({
+            let (store, stalled) = (store.clone(), stalled.clone());
+            async move {
+                let command = CounterCommand::AddThenStall { stalled };
+                store
+                    .execute("c-1", command, HashMap::new(), |_, _| ())
+                    .await
+            }
+        });
+        // Its event is in the state held in memory, and will never be stored.
+        stalled.notified().await;
+        dropped.abort();
+        assert!(
+            matches!(dropped.await, Err(join) if join.is_cancelled()),
+            "{}",
+            db.label
+        );
+
+        let committed = store
+            .execute(
+                "c-1",
+                CounterCommand::Add { events: 1 },
+                HashMap::new(),
+                |counter, _| counter.count,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            committed.outcome, 1,
+            "{}: counted the dropped event",
+            db.label
+        );
+        assert_eq!(committed.events[0].sequence, 1, "{}", db.label);
+        assert_eq!(
+            store.read("c-1", |counter| counter.count).await.unwrap(),
+            1,
+            "{}",
+            db.label
+        );
+    }
+}

@@ -24,6 +24,11 @@ pub enum CounterCommand {
         below: usize,
     },
     Refuse,
+    /// Adds one event to the state, says so on `stalled`, then never finishes: a request
+    /// dropped in the middle of its turn.
+    AddThenStall {
+        stalled: std::sync::Arc<tokio::sync::Notify>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +80,12 @@ impl Aggregate for Counter {
                 let count = self.count + 1;
                 sink.write(CounterEvent::Added { count }, self).await;
                 Ok(())
+            }
+            CounterCommand::AddThenStall { stalled } => {
+                let count = self.count + 1;
+                sink.write(CounterEvent::Added { count }, self).await;
+                stalled.notify_one();
+                std::future::pending().await
             }
             CounterCommand::AddOnceAtLeast { .. }
             | CounterCommand::AddWhileBelow { .. }
