@@ -219,8 +219,7 @@ where
             let mut cached = slot.state.lock().await;
             // Read before asking the database, so a gap reported meanwhile counts.
             let epoch = self.cache.epoch.load(Ordering::SeqCst);
-            let current = match cached.take() {
-                Some(loaded) if loaded.includes_a_failed_append() => self.load(aggregate_id).await,
+            let current = match take_usable(&mut cached) {
                 None => self.load(aggregate_id).await,
                 Some(loaded) if self.cache.is_current(&slot, &loaded, epoch) => Ok(loaded),
                 Some(mut loaded) => match loaded.unsettled().cloned() {
@@ -341,9 +340,9 @@ where
         metadata: &HashMap<String, String>,
     ) -> Result<Handled<A>, AggregateError<A::Error>> {
         let mut current = false;
-        let mut loaded = match cached.take() {
-            Some(loaded) if !loaded.includes_a_failed_append() => loaded,
-            _ => {
+        let mut loaded = match take_usable(cached) {
+            Some(loaded) => loaded,
+            None => {
                 current = true;
                 self.load(aggregate_id).await?
             }
@@ -649,6 +648,14 @@ fn append_error(error: sqlx::Error) -> PersistenceError {
         }
         _ => PersistenceError::UnknownError(Box::new(error)),
     }
+}
+
+/// The cached state, out of its slot, unless it holds events that will never be stored:
+/// then the caller reloads it, as after any failure.
+fn take_usable<A>(cached: &mut Option<Loaded<A>>) -> Option<Loaded<A>> {
+    cached
+        .take()
+        .filter(|loaded| !loaded.includes_a_failed_append())
 }
 
 /// The state a turn that appended, or accepted a command changing nothing, left.
