@@ -222,7 +222,7 @@ where
             let current = match take_usable(&mut cached) {
                 None => self.load(aggregate_id).await,
                 Some(loaded) if self.cache.is_current(&slot, &loaded, epoch) => Ok(loaded),
-                Some(mut loaded) => match loaded.unsettled().cloned() {
+                Some(mut loaded) => match loaded.unconfirmed().cloned() {
                     // Behind another process's events, which cannot follow appends of
                     // this process still waiting: those will fail; read after them.
                     Some(waiting) => {
@@ -247,7 +247,7 @@ where
             loaded.checked_in = epoch;
             let loaded = cached.insert(loaded);
             self.cache.hold(&slot, Some(loaded));
-            let waiting = loaded.unsettled().cloned();
+            let waiting = loaded.unconfirmed().cloned();
             let answer = read(&loaded.aggregate);
             drop(cached);
             match waiting {
@@ -355,7 +355,7 @@ where
                 .await;
             let events = sink.collect().await;
             if decision.is_err() || events.is_empty() {
-                let waiting = loaded.unsettled().cloned();
+                let waiting = loaded.unconfirmed().cloned();
                 if events.is_empty() {
                     if waiting.is_none()
                         && !current
@@ -388,7 +388,7 @@ where
                     }
                     Err(unsent) => {
                         // The process is stopping: append here, after what is queued.
-                        if let Some(waiting) = loaded.unsettled() {
+                        if let Some(waiting) = loaded.unconfirmed() {
                             if !appends::stored(waiting).await {
                                 return Err(AggregateError::AggregateConflict);
                             }
@@ -604,11 +604,14 @@ struct Loaded<A> {
 }
 
 impl<A> Loaded<A> {
-    /// The last append of events in the state while it waits for its group.
-    fn unsettled(&self) -> Option<&Settled> {
+    /// The last append of events in the state unless it is known to be stored: while it
+    /// waits for its group, and once it failed. A state taken while its append waited
+    /// may see it fail before this is asked; [`appends::stored`] then answers `false` at
+    /// once, and the caller treats it as any append that was not stored.
+    fn unconfirmed(&self) -> Option<&Settled> {
         self.last_append
             .as_ref()
-            .filter(|settled| settled.borrow().is_none() && !appends::failed(settled))
+            .filter(|settled| *settled.borrow() != Some(true))
     }
 
     /// Whether the state holds events that will never be stored.

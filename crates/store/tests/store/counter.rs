@@ -23,6 +23,13 @@ pub enum CounterCommand {
     AddWhileBelow {
         below: usize,
     },
+    /// As `AddWhileBelow`, decided once `gate` is free; says on `deciding` that it waits
+    /// for it, so that a test can settle an append meanwhile.
+    AddWhileBelowPastGate {
+        below: usize,
+        deciding: std::sync::Arc<tokio::sync::Notify>,
+        gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    },
     Refuse,
     /// Adds one event to the state, says so on `stalled`, then never finishes: a request
     /// dropped in the middle of its turn.
@@ -77,6 +84,20 @@ impl Aggregate for Counter {
                 Ok(())
             }
             CounterCommand::AddWhileBelow { below } if self.count < below => {
+                let count = self.count + 1;
+                sink.write(CounterEvent::Added { count }, self).await;
+                Ok(())
+            }
+            CounterCommand::AddWhileBelowPastGate {
+                below,
+                deciding,
+                gate,
+            } => {
+                deciding.notify_one();
+                drop(gate.lock().await);
+                if self.count >= below {
+                    return Err(Refused);
+                }
                 let count = self.count + 1;
                 sink.write(CounterEvent::Added { count }, self).await;
                 Ok(())

@@ -177,3 +177,43 @@ async fn a_command_queued_behind_one_that_is_not_stored_is_not_stored_either_and
     again.answer(stored(1));
     assert_eq!(following.await.unwrap().unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_command_decided_on_a_state_whose_last_append_fails_while_it_is_decided_is_decided_again_on_the_stored_state(
+) {
+    let Some((_db, store, mut appender)) = store_and_appender().await else {
+        return;
+    };
+
+    let adding = execute(&store, CounterCommand::Add { events: 1 });
+    let first = appender.recv().await.unwrap();
+    let deciding = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(tokio::sync::Mutex::new(()));
+    let closed = gate.clone().lock_owned().await;
+    // Refused on a count of 1, the state it is handed; accepted on 0, the stored one.
+    let mut below_one = execute(
+        &store,
+        CounterCommand::AddWhileBelowPastGate {
+            below: 1,
+            deciding: deciding.clone(),
+            gate,
+        },
+    );
+    deciding.notified().await;
+    first.answer(failed());
+    assert!(adding.await.unwrap().is_err());
+    drop(closed);
+    let again = tokio::select! {
+        again = appender.recv() => again.unwrap(),
+        decided = &mut below_one => panic!(
+            "decided on the events that were not stored: {:?}",
+            decided.unwrap()
+        ),
+    };
+    assert_eq!(
+        again.events[0].sequence, 1,
+        "decided again on the state reloaded from the store"
+    );
+    again.answer(stored(1));
+    assert_eq!(below_one.await.unwrap().unwrap(), 1);
+}
