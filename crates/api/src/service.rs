@@ -124,13 +124,11 @@ impl AccessService {
             tickets: Arc::new(DatabaseTickets(database.clone())),
             clock: Arc::new(SystemClock),
         };
-        let mut organizations = AggregateStore::new(&database, services)
+        let organizations = AggregateStore::new(&database, services)
             .holding_at_most(cached_events)
             .weighed_by(OrganizationState::entries)
-            .with_snapshots(access_domain::aggregate::STATE_VERSION);
-        if let Some(queue) = projector.append_queue() {
-            organizations = organizations.appending_through(queue);
-        }
+            .with_snapshots(access_domain::aggregate::STATE_VERSION)
+            .appending_through(projector.append_queue());
         let appended = projector.appended();
         organizations.rely_on_reports();
         let service = Self {

@@ -1,4 +1,4 @@
-//! Grouped appends on PostgreSQL: the commands waiting to append are written together,
+//! Grouped appends: the commands waiting to append are written together,
 //! events and views in one transaction, while this process writes every view
 //! (docs/adr/14-grouped-appends.md).
 //!
@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use access_store::{AppendQueue, AppendedAt, PendingAppend, StoredEvent};
+use access_store::{AppendQueue, AppendedAt, PendingAppend, Pool, StoredEvent};
 use cqrs_es::persist::PersistenceError;
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
@@ -32,20 +32,25 @@ const TAKE_APPEND_LOCK: &str = "SELECT pg_advisory_xact_lock(1094927699, 1);";
 
 /// The queue a store appends through, and the task that empties it.
 ///
-/// The task runs on a thread and a runtime of its own, over a connection of its own:
-/// every command waits for the group's chain of round trips, and on the server's runtime
-/// each wake-up of that chain queued behind the HTTP requests' tasks (commands/s rose by
-/// 29 % under load once it had a thread of its own, docs/performance.md). Should the
-/// runtime fail to start, the queue closes and each store appends by itself.
-pub(crate) fn start(
-    shared: std::sync::Arc<Shared>,
-    pool: &sqlx::PgPool,
-) -> (AppendQueue, tokio::task::JoinHandle<()>) {
+/// The task runs on a thread and a runtime of its own: every command waits for the
+/// group's chain of round trips, and on the server's runtime each wake-up of that chain
+/// queued behind the HTTP requests' tasks (commands/s rose by 29 % under load once it had
+/// a thread of its own, docs/performance.md). On PostgreSQL it has a connection of its
+/// own; on SQLite it writes through the one writing connection (ADR 09), which it holds
+/// for a group's transaction only. Should the runtime fail to start, the queue closes and
+/// each store appends by itself.
+pub(crate) fn start(shared: std::sync::Arc<Shared>) -> (AppendQueue, tokio::task::JoinHandle<()>) {
     let (queue, pending) = AppendQueue::new();
-    let connection = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(pool.options().get_acquire_timeout());
-    let connect = (*pool.connect_options()).clone();
+    // A pool of one connection, made on the appends' own runtime, for PostgreSQL.
+    let postgres = match shared.database.pool() {
+        Pool::Postgres(pool) => Some((
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(pool.options().get_acquire_timeout()),
+            (*pool.connect_options()).clone(),
+        )),
+        Pool::Sqlite(_) => None,
+    };
     let task = tokio::task::spawn_blocking(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -58,19 +63,30 @@ pub(crate) fn start(
             }
         };
         runtime.block_on(async move {
-            // Made inside the runtime, so that this thread drives its I/O.
-            let pool = connection.connect_lazy_with(connect);
-            append_in_groups(shared, pool, pending).await
+            let writer = match postgres {
+                // Made inside the runtime, so that this thread drives its I/O.
+                Some((options, connect)) => Writer::Postgres(options.connect_lazy_with(connect)),
+                None => Writer::Sqlite,
+            };
+            append_in_groups(shared, writer, pending).await
         })
     });
     (queue, task)
+}
+
+/// Where a group's transaction is written.
+enum Writer {
+    /// A pool of one connection, the appends' own.
+    Postgres(sqlx::PgPool),
+    /// The database's one writing connection.
+    Sqlite,
 }
 
 /// Takes every command waiting, writes them as one group, answers each; until the
 /// projector stops and the queue is empty.
 async fn append_in_groups(
     shared: std::sync::Arc<Shared>,
-    pool: sqlx::PgPool,
+    writer: Writer,
     mut pending: UnboundedReceiver<PendingAppend>,
 ) {
     let mut stop = shared.stop.subscribe();
@@ -99,7 +115,7 @@ async fn append_in_groups(
                 Err(_) => break,
             }
         }
-        match write(&shared, &pool, &group).await {
+        match write(&shared, &writer, &group).await {
             Ok(outcomes) => {
                 for (append, outcome) in group.into_iter().zip(outcomes) {
                     append.answer(outcome);
@@ -136,19 +152,25 @@ type Inserted = HashMap<(String, i64), i64>;
 /// took first, or that follows such a one of its aggregate (nothing of it is kept).
 async fn write(
     shared: &Shared,
-    pool: &sqlx::PgPool,
+    writer: &Writer,
     group: &[PendingAppend],
 ) -> Result<Vec<Result<AppendedAt, PersistenceError>>, Error> {
     // The lock is taken before the checkpoints and the head are read: until the commit,
     // no other appender can add to the log, so both stay what this transaction reads.
-    let mut tx = Tx::begin_postgres(pool, TAKE_APPEND_LOCK).await?;
-    let connection = postgres(&mut tx).await?;
+    // SQLite's `BEGIN IMMEDIATE` takes the database's write lock.
+    let mut tx = match writer {
+        Writer::Postgres(pool) => Tx::begin_postgres(pool, TAKE_APPEND_LOCK).await?,
+        Writer::Sqlite => Tx::begin(&shared.database).await?,
+    };
     let behind = if leads_every_view(shared) {
-        views_behind(shared, connection).await?
+        views_behind(shared, &mut tx).await?
     } else {
         None
     };
-    let inserted = insert(connection, group).await?;
+    let inserted = match tx.postgres().await? {
+        Some(connection) => insert(connection, group).await?,
+        None => insert_sqlite(&mut tx, group, behind.as_ref().map(|behind| behind.head)).await?,
+    };
     let mut outcomes = Vec::with_capacity(group.len());
     let mut refused_rows = Vec::new();
     let mut appended = Vec::new();
@@ -181,10 +203,13 @@ async fn write(
     }
     if !refused_rows.is_empty() {
         // A command is stored whole or not at all.
-        sqlx::query("DELETE FROM events WHERE position = ANY($1)")
-            .bind(&refused_rows)
-            .execute(postgres(&mut tx).await?)
-            .await?;
+        let rows = refused_rows
+            .into_iter()
+            .map(|position| vec![position.into()]);
+        tx.execute_rows(rows.collect(), |rows| {
+            format!("DELETE FROM events WHERE position IN ({rows})")
+        })
+        .await?;
     }
     let projected = match behind {
         Some(behind) if !appended.is_empty() => {
@@ -220,6 +245,14 @@ async fn write(
             .fetch_max(through, Ordering::SeqCst);
     }
     let committed = tx.commit().await;
+    if committed.is_ok() && matches!(writer, Writer::Sqlite) {
+        // PostgreSQL tells every process of a commit (LISTEN); here the request feed
+        // learns of it as from a notification, which the views, already past it, pass by.
+        if let Some(last) = outcomes.iter().flatten().max() {
+            shared.notified_head.fetch_max(*last, Ordering::SeqCst);
+            shared.notified.send_replace(());
+        }
+    }
     if projected.is_some() {
         shared.remembered.settled();
         if committed.is_err() {
@@ -265,23 +298,25 @@ struct Behind {
 /// waits meanwhile), and the events between the lowest of them and the log's head.
 /// `None` when the views are further behind than one batch: their tasks catch up, and
 /// the group is appended without them.
-async fn views_behind(
-    shared: &Shared,
-    connection: &mut PgConnection,
-) -> Result<Option<Behind>, Error> {
-    let rows = sqlx::query(
-        "SELECT view, position, (SELECT COALESCE(MAX(position), 0) FROM events) \
-           FROM projection_checkpoints ORDER BY view FOR UPDATE",
-    )
-    .fetch_all(&mut *connection)
-    .await?;
+async fn views_behind(shared: &Shared, tx: &mut Tx) -> Result<Option<Behind>, Error> {
+    // On SQLite the transaction's write lock already keeps every other writer out.
+    let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+    let rows = tx
+        .fetch(
+            &format!(
+                "SELECT view, position, (SELECT COALESCE(MAX(position), 0) FROM events) \
+                   FROM projection_checkpoints ORDER BY view{lock}"
+            ),
+            &[],
+            |row| Ok((row.text(0)?, row.int(1)?, row.int(2)?)),
+        )
+        .await?;
     let mut checkpoints = [None; View::ALL.len()];
     let mut head = 0;
-    for row in rows {
-        let name: String = row.try_get(0)?;
-        head = row.try_get(2)?;
+    for (name, position, log_head) in rows {
+        head = log_head;
         if let Some(view) = View::parse(&name) {
-            checkpoints[view.index()] = Some(row.try_get::<i64, _>(1)?);
+            checkpoints[view.index()] = Some(position);
         }
     }
     let Some(checkpoints) = checkpoints.into_iter().collect::<Option<Vec<i64>>>() else {
@@ -291,7 +326,13 @@ async fn views_behind(
     let mut events = Vec::new();
     if lowest < head {
         let limit = shared.options.batch_size;
-        let stored = shared.database.events_after(lowest, limit).await?;
+        // Through the readers' pool: on SQLite this transaction holds the writing
+        // connection, and nothing can commit while it does.
+        let stored = shared
+            .database
+            .for_reads()
+            .events_after(lowest, limit)
+            .await?;
         if stored.last().is_none_or(|last| last.position < head) {
             return Ok(None);
         }
@@ -349,6 +390,60 @@ async fn insert(connection: &mut PgConnection, group: &[PendingAppend]) -> Resul
         .collect()
 }
 
+/// [`insert`] on SQLite, a few hundred rows per statement. Its trigger gives each row the
+/// next position in the order the rows are inserted, after the statement's `RETURNING`
+/// is made, so the positions are read back: under the write lock, every row past the
+/// log's head (`head`, when this transaction has read it already) is this group's.
+async fn insert_sqlite(
+    tx: &mut Tx,
+    group: &[PendingAppend],
+    head: Option<i64>,
+) -> Result<Inserted, Error> {
+    let head = match head {
+        Some(head) => head,
+        None => tx
+            .fetch(
+                "SELECT COALESCE(MAX(position), 0) FROM events",
+                &[],
+                |row| row.int(0),
+            )
+            .await?
+            .pop()
+            .unwrap_or_default(),
+    };
+    let rows = group
+        .iter()
+        .flat_map(|append| &append.events)
+        .map(|event| {
+            vec![
+                event.aggregate_type.as_str().into(),
+                event.aggregate_id.as_str().into(),
+                (event.sequence as i64).into(),
+                event.event_type.as_str().into(),
+                event.event_version.as_str().into(),
+                event.payload.to_string().into(),
+                event.metadata.to_string().into(),
+            ]
+        })
+        .collect();
+    tx.execute_rows(rows, |rows| {
+        format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                                 event_version, payload, metadata) {rows} \
+             ON CONFLICT (aggregate_type, aggregate_id, sequence) DO NOTHING"
+        )
+    })
+    .await?;
+    let rows = tx
+        .fetch(
+            "SELECT aggregate_id, sequence, position FROM events WHERE position > $1",
+            &[head.into()],
+            |row| Ok(((row.text(0)?, row.int(1)?), row.int(2)?)),
+        )
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Applies `events` to each view past its checkpoint and moves every checkpoint to
 /// `through`; the remembered answers the events change are forgotten before the commit,
 /// as the access view's own task does.
@@ -382,19 +477,15 @@ async fn project(
             apply_batch(view, Target::Live, tx, &unapplied, names).await?;
         }
     }
-    tx.execute_rows(
-        View::ALL
-            .iter()
-            .map(|view| vec![view.name().into(), through.into()])
-            .collect(),
-        |rows| {
-            format!(
-                "UPDATE projection_checkpoints SET position = moved.position \
-                   FROM ({rows}) AS moved (view, position) \
-                  WHERE projection_checkpoints.view = moved.view"
-            )
-        },
-    )
+    let views = View::ALL
+        .map(|view| format!("'{}'", view.name()))
+        .join(", ");
+    tx.execute_rows(vec![vec![through.into()]], |rows| {
+        format!(
+            "UPDATE projection_checkpoints SET position = (SELECT * FROM ({rows}) AS moved) \
+              WHERE view IN ({views})"
+        )
+    })
     .await?;
     shared.remembered.changing(
         batch
@@ -403,11 +494,4 @@ async fn project(
             .map(|envelope| (&envelope.organization, subject(&envelope.event))),
     );
     Ok(())
-}
-
-async fn postgres(tx: &mut Tx) -> Result<&mut PgConnection, Error> {
-    Ok(tx
-        .postgres()
-        .await?
-        .expect("groups are appended on PostgreSQL only"))
 }

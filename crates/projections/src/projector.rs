@@ -93,8 +93,8 @@ pub struct Lagging {
 #[derive(Clone)]
 pub struct Projector {
     shared: Arc<Shared>,
-    /// Where this process's PostgreSQL appends go to be written in groups.
-    appends: Option<AppendQueue>,
+    /// Where this process's appends go to be written in groups.
+    appends: AppendQueue,
 }
 
 pub(crate) struct Shared {
@@ -106,7 +106,7 @@ pub(crate) struct Shared {
     pub(crate) notified: watch::Sender<()>,
     /// The highest position a notification named: a view already past it has nothing
     /// to read when woken by one.
-    notified_head: AtomicI64,
+    pub(crate) notified_head: AtomicI64,
     /// Counts the times notifications were lost: a view that sees it change reads the
     /// log whatever the head says.
     pub(crate) notifications_lost: AtomicU64,
@@ -153,13 +153,11 @@ impl Projector {
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = Vec::new();
-        let mut appends = None;
         if let Pool::Postgres(pool) = shared.database.pool() {
             tasks.push(tokio::spawn(listen(shared.clone(), pool.clone())));
-            let (queue, task) = crate::grouped::start(shared.clone(), pool);
-            appends = Some(queue);
-            tasks.push(task);
         }
+        let (appends, task) = crate::grouped::start(shared.clone());
+        tasks.push(task);
         for view in View::ALL {
             tasks.push(tokio::spawn(run(shared.clone(), view)));
         }
@@ -171,10 +169,10 @@ impl Projector {
         Projector { shared, appends }
     }
 
-    /// On PostgreSQL, the queue through which a store's appends are written in groups,
-    /// with the views when this process writes them all
-    /// (`AggregateStore::appending_through`, docs/adr/14-grouped-appends.md).
-    pub fn append_queue(&self) -> Option<AppendQueue> {
+    /// The queue through which a store's appends are written in groups, with the views
+    /// when this process writes them all (`AggregateStore::appending_through`,
+    /// docs/adr/14-grouped-appends.md).
+    pub fn append_queue(&self) -> AppendQueue {
         self.appends.clone()
     }
 

@@ -33,7 +33,7 @@ pub struct AggregateStore<A: Aggregate> {
     cache: Cache<A>,
     /// The layout of the states kept as snapshots; `None` keeps none.
     snapshot_version: Option<i32>,
-    /// Where PostgreSQL appends go instead of one statement each, when set.
+    /// Where appends go to be written in groups instead of one by one, when set.
     appends: Option<AppendQueue>,
 }
 
@@ -110,9 +110,8 @@ where
         }
     }
 
-    /// Hands PostgreSQL appends to `queue`'s task, which may write several commands'
-    /// events, and the views, in one transaction (docs/adr/14-grouped-appends.md).
-    /// SQLite appends are unaffected.
+    /// Hands appends to `queue`'s task, which may write several commands' events, and
+    /// the views, in one transaction (docs/adr/14-grouped-appends.md).
     pub fn appending_through(mut self, queue: AppendQueue) -> Self {
         self.appends = Some(queue);
         self
@@ -375,7 +374,7 @@ where
                 .iter()
                 .map(SerializedEvent::try_from)
                 .collect::<Result<Vec<_>, PersistenceError>>()?;
-            if let (Repository::Postgres(_), Some(queue)) = (&self.repository, &self.appends) {
+            if let Some(queue) = &self.appends {
                 match queue.send(serialized, loaded.last_append.clone()) {
                     Ok(queued) => {
                         loaded.sequence += envelopes.len();

@@ -1,5 +1,4 @@
-//! Grouped appends (docs/adr/14-grouped-appends.md): PostgreSQL only, where
-//! `Projector::append_queue` exists.
+//! Grouped appends (docs/adr/14-grouped-appends.md), on both databases.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,23 +23,20 @@ fn grouped_store(h: &Harness, projector: &Projector) -> AggregateStore<Organizat
         tickets: Arc::new(Tickets(h.database.clone())),
         clock: h.clock.clone(),
     };
-    let queue = projector
-        .append_queue()
-        .expect("PostgreSQL appends through a queue");
-    AggregateStore::new(&h.database, services).appending_through(queue)
+    AggregateStore::new(&h.database, services).appending_through(projector.append_queue())
 }
 
-/// The PostgreSQL harness, when there is one, with its projector leading every view and
-/// a store appending through the projector's queue.
-async fn grouped_harness() -> Option<(Harness, Projector, AggregateStore<Organization>)> {
-    let h = harnesses()
-        .await
-        .into_iter()
-        .find(|h| h.label == "postgres")?;
-    let projector = h.projector();
-    leading_every_view(&projector).await;
-    let grouped = grouped_store(&h, &projector);
-    Some((h, projector, grouped))
+/// Each database's harness, with its projector leading every view and a store appending
+/// through the projector's queue.
+async fn grouped_harnesses() -> Vec<(Harness, Projector, AggregateStore<Organization>)> {
+    let mut grouped = Vec::new();
+    for h in harnesses().await {
+        let projector = h.projector();
+        leading_every_view(&projector).await;
+        let store = grouped_store(&h, &projector);
+        grouped.push((h, projector, store));
+    }
+    grouped
 }
 
 /// `person` asks `organization` for the Security Official role through `store`, with a
@@ -85,13 +81,6 @@ async fn leading_every_view(projector: &Projector) {
 #[tokio::test]
 async fn commands_appended_together_are_answered_with_every_view_already_showing_them() {
     for h in harnesses().await {
-        if h.label != "postgres" {
-            assert!(
-                h.projector().append_queue().is_none(),
-                "SQLite appends alone"
-            );
-            continue;
-        }
         let projector = h.projector();
         leading_every_view(&projector).await;
         let store = Arc::new(grouped_store(&h, &projector));
@@ -144,26 +133,25 @@ async fn commands_appended_together_are_answered_with_every_view_already_showing
 #[tokio::test]
 async fn a_command_that_lost_its_sequence_numbers_to_another_process_is_stored_whole_or_not_at_all()
 {
-    let Some((h, projector, grouped)) = grouped_harness().await else {
-        return;
-    };
-    let [contested, quiet, ..] = ORGANIZATIONS;
-    stale_in_memory(&h, &grouped, contested).await;
-    // Three events from sequence 1: the first two are taken, the third is not. The
-    // command is handled again on the real state and lands after them, whole, in a
-    // group with a command on another organization.
-    let (first, _) = tokio::join!(
-        ask_to_be_security_official(&grouped, contested, "alice"),
-        ask_to_be_security_official(&grouped, quiet, "bob"),
-    );
-    assert_eq!(
-        sequences_of(&h, contested).await,
-        (1..=2 + first.events.len() as i64).collect::<Vec<_>>()
-    );
-    assert_eq!(first.events[0].sequence, 3);
-    h.caught_up(&projector).await;
-    assert_eq!(h.views().await, h.expected().await);
-    projector.shutdown().await;
+    for (h, projector, grouped) in grouped_harnesses().await {
+        let [contested, quiet, ..] = ORGANIZATIONS;
+        stale_in_memory(&h, &grouped, contested).await;
+        // Three events from sequence 1: the first two are taken, the third is not. The
+        // command is handled again on the real state and lands after them, whole, in a
+        // group with a command on another organization.
+        let (first, _) = tokio::join!(
+            ask_to_be_security_official(&grouped, contested, "alice"),
+            ask_to_be_security_official(&grouped, quiet, "bob"),
+        );
+        assert_eq!(
+            sequences_of(&h, contested).await,
+            (1..=2 + first.events.len() as i64).collect::<Vec<_>>()
+        );
+        assert_eq!(first.events[0].sequence, 3);
+        h.caught_up(&projector).await;
+        assert_eq!(h.views().await, h.expected().await);
+        projector.shutdown().await;
+    }
 }
 
 /// The sequence numbers stored for `organization`, in order.
@@ -207,70 +195,68 @@ async fn stored_as_answered(
 #[tokio::test]
 async fn commands_queued_behind_one_that_lost_its_sequence_numbers_are_handled_again_and_every_sequence_stays_whole(
 ) {
-    let Some((h, projector, grouped)) = grouped_harness().await else {
-        return;
-    };
-    let contested = ORGANIZATIONS[0];
-    let other = stale_in_memory(&h, &grouped, contested).await;
-    // Alice's command is handled on the stale state and queued from sequence 1, then
-    // Bob's and Carol's on the state it leaves, before it is refused: theirs follow
-    // events that will never be stored, and must not be stored either. All three are
-    // accepted in whichever order they are handled again.
-    let (alice, bob, carol) = tokio::join!(
-        ask_to_be_security_official(&grouped, contested, "alice"),
-        ask_to_be_security_official(&grouped, contested, "bob"),
-        ask_to_be_security_official(&grouped, contested, "carol"),
-    );
-    let committed = [alice, bob, carol];
-    stored_as_answered(&h, contested, other.events.len(), &committed).await;
-    h.caught_up(&projector).await;
-    assert_eq!(h.views().await, h.expected().await);
-    projector.shutdown().await;
+    for (h, projector, grouped) in grouped_harnesses().await {
+        let contested = ORGANIZATIONS[0];
+        let other = stale_in_memory(&h, &grouped, contested).await;
+        // Alice's command is handled on the stale state and queued from sequence 1, then
+        // Bob's and Carol's on the state it leaves, before it is refused: theirs follow
+        // events that will never be stored, and must not be stored either. All three are
+        // accepted in whichever order they are handled again.
+        let (alice, bob, carol) = tokio::join!(
+            ask_to_be_security_official(&grouped, contested, "alice"),
+            ask_to_be_security_official(&grouped, contested, "bob"),
+            ask_to_be_security_official(&grouped, contested, "carol"),
+        );
+        let committed = [alice, bob, carol];
+        stored_as_answered(&h, contested, other.events.len(), &committed).await;
+        h.caught_up(&projector).await;
+        assert_eq!(h.views().await, h.expected().await);
+        projector.shutdown().await;
+    }
 }
 
 #[tokio::test]
 async fn commands_on_one_organization_share_groups_instead_of_waiting_for_each_others_commit() {
-    let Some((h, projector, grouped)) = grouped_harness().await else {
-        return;
-    };
-    let grouped = Arc::new(grouped);
-    let hot = ORGANIZATIONS[3];
-    let first = ask_to_be_security_official(&grouped, hot, "alice").await;
-    const WRITERS: usize = 32;
-    let mut commands = JoinSet::new();
-    for staff in 0..WRITERS {
-        let grouped = grouped.clone();
-        commands.spawn(async move {
-            let command = request(hot, &format!("staff-{staff}"), Role::StaffUser, None);
-            grouped
-                .execute(hot, command, HashMap::new(), |_, _| ())
-                .await
-                .unwrap()
-        });
-    }
-    let mut committed = vec![first];
-    while let Some(joined) = commands.join_next().await {
-        committed.push(joined.unwrap());
-    }
-    stored_as_answered(&h, hot, 0, &committed).await;
-    let Pool::Postgres(pool) = h.database.pool() else {
-        unreachable!("grouped appends are PostgreSQL's")
-    };
-    // Rows inserted by one transaction share its id.
-    let transactions: i64 =
-        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM events WHERE aggregate_id = $1")
+    for (h, projector, grouped) in grouped_harnesses().await {
+        let grouped = Arc::new(grouped);
+        let hot = ORGANIZATIONS[3];
+        let first = ask_to_be_security_official(&grouped, hot, "alice").await;
+        const WRITERS: usize = 32;
+        let mut commands = JoinSet::new();
+        for staff in 0..WRITERS {
+            let grouped = grouped.clone();
+            commands.spawn(async move {
+                let command = request(hot, &format!("staff-{staff}"), Role::StaffUser, None);
+                grouped
+                    .execute(hot, command, HashMap::new(), |_, _| ())
+                    .await
+                    .unwrap()
+            });
+        }
+        let mut committed = vec![first];
+        while let Some(joined) = commands.join_next().await {
+            committed.push(joined.unwrap());
+        }
+        stored_as_answered(&h, hot, 0, &committed).await;
+        // Rows inserted by one PostgreSQL transaction share its id; SQLite shows none.
+        if let Pool::Postgres(pool) = h.database.pool() {
+            let transactions: i64 = sqlx::query_scalar(
+                "SELECT count(DISTINCT xmin::text) FROM events WHERE aggregate_id = $1",
+            )
             .bind(hot)
             .fetch_one(pool)
             .await
             .unwrap();
-    assert!(
-        transactions < 1 + WRITERS as i64,
-        "{WRITERS} commands queued together took {transactions} transactions"
-    );
-    // A group may be appended without the views (ADR 14: when they are more than a batch
-    // behind, or not all led by this process at that moment); they then catch up on
-    // their own, and the service's read-your-writes wait covers the gap.
-    h.caught_up(&projector).await;
-    assert_eq!(h.views().await, h.expected().await);
-    projector.shutdown().await;
+            assert!(
+                transactions < 1 + WRITERS as i64,
+                "{WRITERS} commands queued together took {transactions} transactions"
+            );
+        }
+        // A group may be appended without the views (ADR 14: when they are more than a batch
+        // behind, or not all led by this process at that moment); they then catch up on
+        // their own, and the service's read-your-writes wait covers the gap.
+        h.caught_up(&projector).await;
+        assert_eq!(h.views().await, h.expected().await);
+        projector.shutdown().await;
+    }
 }
