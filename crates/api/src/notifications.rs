@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use access_domain::identifiers::PersonId;
-use access_projections::People;
 use async_graphql::ID;
 
 use crate::auth::Identity;
@@ -73,8 +72,8 @@ pub(crate) async fn remember(service: &AccessService, identity: &Identity) {
     if !service.recently_remembered().needs_recording(identity) {
         return;
     }
-    let people = People::new(service.database().clone());
-    let remembered = people
+    let remembered = service
+        .people()
         .remember(
             &identity.person,
             identity.display_name.as_deref(),

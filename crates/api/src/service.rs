@@ -11,7 +11,7 @@ use access_domain::roles::Role;
 use access_domain::services::{OrganizationServices, ServiceError, SystemClock, TicketNumbers};
 use access_domain::AccessError;
 use access_domain::{Organization as OrganizationState, OrganizationCommand, OrganizationEvent};
-use access_projections::{Appended, Projector, Views};
+use access_projections::{Appended, People, Projector, Views};
 use access_reference::ReferenceData;
 use access_store::{AggregateStore, Database, REQUEST_METADATA};
 use async_trait::async_trait;
@@ -97,6 +97,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     mutation_limit: Arc<MutationLimit>,
     recently_remembered: RecentlyRemembered,
+    people: People,
 }
 
 /// Longest a mutation waits for the views to show its effect before
@@ -131,6 +132,7 @@ impl AccessService {
             .appending_through(projector.append_queue());
         let appended = projector.appended();
         organizations.rely_on_reports();
+        let people = People::new(database.clone());
         let service = Self {
             inner: Arc::new(Inner {
                 organizations,
@@ -142,6 +144,7 @@ impl AccessService {
                 metrics: Arc::default(),
                 mutation_limit: Arc::new(MutationLimit::new(MUTATIONS_PER_SECOND, MUTATION_BURST)),
                 recently_remembered: RecentlyRemembered::default(),
+                people,
             }),
         };
         tokio::spawn(report_appended(appended, Arc::downgrade(&service.inner)));
@@ -162,6 +165,11 @@ impl AccessService {
 
     pub(crate) fn recently_remembered(&self) -> &RecentlyRemembered {
         &self.inner.recently_remembered
+    }
+
+    /// The directory of callers' names and addresses the email sender reads.
+    pub(crate) fn people(&self) -> &People {
+        &self.inner.people
     }
 
     pub fn clinician_failures(&self) -> &FailureLimiter {

@@ -35,6 +35,14 @@ pub enum Error {
     #[error("the cursor was not issued by this query")]
     InvalidCursor,
 
+    /// The people directory's batch failed; the cause is logged once for the batch.
+    #[error("the batch recording callers' names and emails failed")]
+    DirectoryBatchFailed,
+
+    /// The task that writes the people directory is gone (the process is stopping).
+    #[error("the people directory's writer has stopped")]
+    DirectoryStopped,
+
     #[error("writing the export failed: {0}")]
     Io(#[from] std::io::Error),
 

@@ -366,11 +366,6 @@ pub(crate) async fn fetch<T>(
     }
 }
 
-/// A lone write statement: see [`fetch`].
-pub(crate) async fn execute(database: &Database, sql: &str, params: &[Param]) -> Result<(), Error> {
-    fetch(database, sql, params, |_| Ok(())).await.map(drop)
-}
-
 /// A write transaction on either database.
 pub(crate) enum Tx {
     Sqlite(Transaction<'static, Sqlite>),

@@ -3,12 +3,18 @@
 //! the API records what each caller's token says, and the email sender reads the address
 //! here when it sends. Rows can be deleted at will (erasure).
 
+use std::collections::HashMap;
+
 use access_domain::identifiers::PersonId;
 use access_store::Database;
 use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::sql::{execute, params, Tx};
+use crate::sql::{params, Param, Tx};
+
+/// Rows written in one transaction at most; the callers left over wait for the next one.
+const BATCH_ROWS: usize = 500;
 
 /// What [`People::erase`] found to erase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,34 +29,54 @@ pub struct ErasedContact {
 #[derive(Clone, Debug)]
 pub struct People {
     database: Database,
+    /// Where [`People::remember`]'s rows wait for the next batch.
+    waiting: mpsc::UnboundedSender<Recording>,
+}
+
+/// One caller's row, and where to say it is committed.
+struct Recording {
+    person: String,
+    row: Vec<Param>,
+    committed: oneshot::Sender<Result<(), Error>>,
 }
 
 impl People {
+    /// Call inside a Tokio runtime: a task writes what [`remember`](Self::remember) is
+    /// given, until the last clone is dropped.
     pub fn new(database: Database) -> Self {
-        People { database }
+        let (waiting, batches) = mpsc::unbounded_channel();
+        tokio::spawn(record_in_batches(database.clone(), batches));
+        People { database, waiting }
     }
 
     /// Records the person's name and address as a token states them now (absent claims
-    /// clear the old values: the identity provider is the authority). A row that already
-    /// says the same is left alone.
+    /// clear the old values: the identity provider is the authority), and returns once
+    /// they are committed. A row that already says the same is left alone.
+    ///
+    /// The rows given while a batch is being written go together in the next one: under
+    /// load a mutation by someone new wrote a transaction of its own here, one flush for
+    /// about every second command (docs/performance.md, "The people directory").
     pub async fn remember(
         &self,
         person: &PersonId,
         display_name: Option<&str>,
         email: Option<&str>,
     ) -> Result<(), Error> {
-        execute(
-            &self.database,
-            "INSERT INTO people (person_id, display_name, email, updated_at) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (person_id) DO UPDATE \
-                SET display_name = excluded.display_name, email = excluded.email, \
-                    updated_at = excluded.updated_at \
-              WHERE people.display_name IS DISTINCT FROM excluded.display_name \
-                 OR people.email IS DISTINCT FROM excluded.email",
-            params![person.as_str(), display_name, email, Utc::now()],
-        )
-        .await
+        let (committed, answer) = oneshot::channel();
+        let recording = Recording {
+            person: person.as_str().to_owned(),
+            row: vec![
+                person.as_str().into(),
+                display_name.into(),
+                email.into(),
+                Utc::now().into(),
+            ],
+            committed,
+        };
+        if self.waiting.send(recording).is_err() {
+            return Err(Error::DirectoryStopped);
+        }
+        answer.await.unwrap_or(Err(Error::DirectoryStopped))
     }
 
     /// Erases the person's name and address: their directory row and the SMTP servers'
@@ -84,3 +110,46 @@ impl People {
 
 /// What an erased delivery error says instead, so support still sees that one was there.
 const ERASED_ERROR: &str = "(erased with the recipient's contact details)";
+
+/// Writes the rows waiting, a batch per transaction, and answers their callers; until
+/// every [`People`] is dropped.
+async fn record_in_batches(database: Database, mut batches: mpsc::UnboundedReceiver<Recording>) {
+    let mut batch = Vec::new();
+    while batches.recv_many(&mut batch, BATCH_ROWS).await > 0 {
+        // One row per person, the latest: a statement may change a row once only.
+        let mut latest = HashMap::with_capacity(batch.len());
+        for recording in &batch {
+            latest.insert(recording.person.as_str(), &recording.row);
+        }
+        let rows = latest.into_values().cloned().collect();
+        match record(&database, rows).await {
+            Ok(()) => {
+                for recording in batch.drain(..) {
+                    let _ = recording.committed.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, people = batch.len(), "recording callers' names and emails failed");
+                for recording in batch.drain(..) {
+                    let _ = recording.committed.send(Err(Error::DirectoryBatchFailed));
+                }
+            }
+        }
+    }
+}
+
+async fn record(database: &Database, rows: Vec<Vec<Param>>) -> Result<(), Error> {
+    let mut tx = Tx::begin(database).await?;
+    tx.execute_rows(rows, |rows| {
+        format!(
+            "INSERT INTO people (person_id, display_name, email, updated_at) {rows} \
+             ON CONFLICT (person_id) DO UPDATE \
+                SET display_name = excluded.display_name, email = excluded.email, \
+                    updated_at = excluded.updated_at \
+              WHERE people.display_name IS DISTINCT FROM excluded.display_name \
+                 OR people.email IS DISTINCT FROM excluded.email"
+        )
+    })
+    .await?;
+    tx.commit().await
+}

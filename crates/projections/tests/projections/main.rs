@@ -11,6 +11,7 @@ mod fold;
 mod grouped;
 mod leases;
 mod notifications;
+mod people;
 mod read_your_writes;
 mod reads;
 mod rebuild;
