@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use access_domain::identifiers::PersonId;
 use access_store::Database;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
@@ -33,10 +33,12 @@ pub struct People {
     waiting: mpsc::UnboundedSender<Recording>,
 }
 
-/// One caller's row, and where to say it is committed.
+/// One caller's name and address as given, and where to say they are committed.
 struct Recording {
     person: String,
-    row: Vec<Param>,
+    display_name: Option<String>,
+    email: Option<String>,
+    at: DateTime<Utc>,
     committed: oneshot::Sender<Result<(), Error>>,
 }
 
@@ -65,12 +67,9 @@ impl People {
         let (committed, answer) = oneshot::channel();
         let recording = Recording {
             person: person.as_str().to_owned(),
-            row: vec![
-                person.as_str().into(),
-                display_name.into(),
-                email.into(),
-                Utc::now().into(),
-            ],
+            display_name: display_name.map(str::to_owned),
+            email: email.map(str::to_owned),
+            at: Utc::now(),
             committed,
         };
         if self.waiting.send(recording).is_err() {
@@ -119,9 +118,19 @@ async fn record_in_batches(database: Database, mut batches: mpsc::UnboundedRecei
         // One row per person, the latest: a statement may change a row once only.
         let mut latest = HashMap::with_capacity(batch.len());
         for recording in &batch {
-            latest.insert(recording.person.as_str(), &recording.row);
+            latest.insert(recording.person.as_str(), recording);
         }
-        let rows = latest.into_values().cloned().collect();
+        let rows = latest
+            .into_values()
+            .map(|recording| {
+                vec![
+                    recording.person.as_str().into(),
+                    recording.display_name.as_deref().into(),
+                    recording.email.as_deref().into(),
+                    recording.at.into(),
+                ]
+            })
+            .collect();
         match record(&database, rows).await {
             Ok(()) => {
                 for recording in batch.drain(..) {
