@@ -238,8 +238,8 @@ fn with_clause(statements: &[String]) -> String {
 }
 
 /// Runs `sql` with `arrays` bound in order, and gives its rows.
-async fn fetch_arrays(
-    tx: &mut Transaction<'static, Postgres>,
+async fn fetch_arrays<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
     sql: &str,
     arrays: Vec<ColumnArray>,
 ) -> Result<Vec<PgRow>, Error> {
@@ -250,7 +250,7 @@ async fn fetch_arrays(
             ColumnArray::Text(values) => query.bind(values),
         };
     }
-    Ok(query.fetch_all(&mut **tx).await?)
+    Ok(query.fetch_all(executor).await?)
 }
 
 /// Sends the writes `held` holds back, if any.
@@ -259,7 +259,7 @@ async fn send_held(
     held: &mut HeldWrites,
 ) -> Result<(), Error> {
     if let Some((sql, arrays)) = held.take() {
-        fetch_arrays(tx, &sql, arrays).await?;
+        fetch_arrays(&mut **tx, &sql, arrays).await?;
     }
     Ok(())
 }
@@ -392,11 +392,7 @@ impl Tx {
     /// whole once they had grown; planning every execution instead cost PostgreSQL a
     /// fifth of its time in the views' statements (docs/adr/15-held-writes.md).
     pub(crate) async fn begin_postgres(pool: &PgPool, and_then: &str) -> Result<Tx, Error> {
-        let begin = format!(
-            "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
-             SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; \
-             SET LOCAL enable_mergejoin = off; {and_then}"
-        );
+        let begin = format!("BEGIN; {} {and_then}", keyed_plans("SET LOCAL"));
         Ok(Tx::Postgres(
             pool.begin_with(begin).await?,
             HeldWrites::default(),
@@ -510,7 +506,7 @@ impl Tx {
                 send_held(tx, held).await?;
             }
             let (sql, arrays) = held.take_with(statement, column_arrays(rows));
-            let found = fetch_arrays(tx, &sql, arrays).await?;
+            let found = fetch_arrays(&mut **tx, &sql, arrays).await?;
             return found.iter().map(|row| map(row as &dyn Cells)).collect();
         }
         let mut found = Vec::new();
@@ -530,6 +526,91 @@ impl Tx {
             }
         }
         Ok(())
+    }
+}
+
+/// The planner settings of the batched statements, each after `set` (`SET` for a
+/// session, `SET LOCAL` for a transaction): see [`Tx::begin_postgres`].
+fn keyed_plans(set: &str) -> String {
+    [
+        "plan_cache_mode = force_generic_plan",
+        "enable_seqscan = off",
+        "enable_hashjoin = off",
+        "enable_mergejoin = off",
+    ]
+    .iter()
+    .map(|setting| format!("{set} {setting};"))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// Writes of many rows that each stand alone: one statement, committed by itself. On
+/// PostgreSQL that is one round trip on a connection of their own, whose session plans
+/// as a view's transaction does; a transaction around the statement took three (`BEGIN`,
+/// the statement, `COMMIT`), each a wait on a busy machine (docs/performance.md, "Lone
+/// writes"). On SQLite it is a transaction on the writing connection, as the rows may
+/// take several statements there. Cheap to clone; the connection is made when first used.
+#[derive(Clone, Debug)]
+pub(crate) struct LoneWrites {
+    database: Database,
+    postgres: Option<PgPool>,
+}
+
+impl LoneWrites {
+    /// Call inside a Tokio runtime.
+    pub(crate) fn new(database: Database) -> Self {
+        let postgres = match database.pool() {
+            Pool::Postgres(pool) => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(pool.options().get_acquire_timeout())
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            sqlx::Executor::execute(connection, &*keyed_plans("SET")).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with((*pool.connect_options()).clone()),
+            ),
+            Pool::Sqlite(_) => None,
+        };
+        LoneWrites { database, postgres }
+    }
+
+    /// `statement(rows)`, as [`Tx::fetch_rows`] writes it, committed on its own: the rows
+    /// it returns, each mapped by `map`.
+    pub(crate) async fn fetch_rows<T>(
+        &self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+        map: impl Fn(&dyn Cells) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.postgres {
+            Some(pool) => {
+                let arrays = column_arrays(rows);
+                let sql = statement(&unnest_source(1, &arrays));
+                let found = fetch_arrays(pool, &sql, arrays).await?;
+                found.iter().map(|row| map(row as &dyn Cells)).collect()
+            }
+            None => {
+                let mut tx = Tx::begin(&self.database).await?;
+                let found = tx.fetch_rows(rows, statement, map).await?;
+                tx.commit().await?;
+                Ok(found)
+            }
+        }
+    }
+
+    /// [`LoneWrites::fetch_rows`] for a write that returns nothing.
+    pub(crate) async fn execute_rows(
+        &self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+    ) -> Result<(), Error> {
+        self.fetch_rows(rows, statement, |_| Ok(())).await.map(drop)
     }
 }
 

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{templates::Message, OUTBOX};
 use crate::error::Error;
-use crate::sql::{code, fetch, from_code, params, parse_id, parse_time, Cells, Param, Tx};
+use crate::sql::{
+    code, fetch, from_code, params, parse_id, parse_time, Cells, LoneWrites, Param, Tx,
+};
 
 /// The condition of the partial index `notification_outbox_due` (migration 1003), word
 /// for word: written as literals, not parameters, so that every plan of the sender's
@@ -87,10 +89,11 @@ pub struct UndeliveredEmail {
 }
 
 /// The outbox, as the sender and support use it: each change is one statement of its own
-/// (see `sql::fetch`), so a sender stalled mid-send holds no lock. Cheap to clone.
+/// (see `sql::LoneWrites`), so a sender stalled mid-send holds no lock. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     database: Database,
+    writes: LoneWrites,
 }
 
 /// The outbox row of one email, for [`queue`].
@@ -128,8 +131,12 @@ pub(super) async fn queue(tx: &mut Tx, emails: Vec<Vec<Param>>) -> Result<(), Er
 }
 
 impl Outbox {
+    /// Call inside a Tokio runtime.
     pub fn new(database: Database) -> Self {
-        Outbox { database }
+        Outbox {
+            writes: LoneWrites::new(database.clone()),
+            database,
+        }
     }
 
     /// Up to `limit` emails due at `now`, oldest event first: pending ones whose time has
@@ -196,8 +203,8 @@ impl Outbox {
                 now.into(),
             ],
         );
-        let mut tx = Tx::begin(&self.database).await?;
-        let claimed: HashMap<(i64, String), i64> = tx
+        let claimed: HashMap<(i64, String), i64> = self
+            .writes
             .fetch_rows(
                 rows,
                 |rows| {
@@ -218,7 +225,6 @@ impl Outbox {
             .await?
             .into_iter()
             .collect();
-        tx.commit().await?;
         Ok(emails
             .iter()
             .map(|email| {
@@ -272,8 +278,9 @@ impl Outbox {
                 ]
             })
             .collect();
-        self.update(rows, |rows| {
-            format!(
+        self.writes
+            .execute_rows(rows, |rows| {
+                format!(
                 "WITH outcome (sent_position, sent_recipient, new_state, tried, next_at, tried_at, \
                                error, via, sending) AS ({rows}) \
                  UPDATE {OUTBOX} SET state = outcome.new_state, \
@@ -285,8 +292,8 @@ impl Outbox {
                     AND {OUTBOX}.recipient_id = outcome.sent_recipient \
                     AND {OUTBOX}.state = outcome.sending"
             )
-        })
-        .await
+            })
+            .await
     }
 
     /// Gives claimed emails that were not tried back to any sender, due at `now`, in one
@@ -308,9 +315,10 @@ impl Outbox {
                 now.into(),
             ],
         );
-        self.update(rows, |rows| {
-            format!(
-                "WITH handed_back (returned_position, returned_recipient, sending, pending, \
+        self.writes
+            .execute_rows(rows, |rows| {
+                format!(
+                    "WITH handed_back (returned_position, returned_recipient, sending, pending, \
                                    due_at) AS ({rows}) \
                  UPDATE {OUTBOX} SET state = handed_back.pending, \
                         next_attempt_at = handed_back.due_at \
@@ -318,20 +326,9 @@ impl Outbox {
                   WHERE {OUTBOX}.position = handed_back.returned_position \
                     AND {OUTBOX}.recipient_id = handed_back.returned_recipient \
                     AND {OUTBOX}.state = handed_back.sending"
-            )
-        })
-        .await
-    }
-
-    /// One batched write of the sender's, committed at once.
-    async fn update(
-        &self,
-        rows: Vec<Vec<Param>>,
-        statement: impl Fn(&str) -> String,
-    ) -> Result<(), Error> {
-        let mut tx = Tx::begin(&self.database).await?;
-        tx.execute_rows(rows, statement).await?;
-        tx.commit().await
+                )
+            })
+            .await
     }
 
     /// The emails given up or never deliverable, oldest first: for support.

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::sql::{params, Param, Tx};
+use crate::sql::{params, LoneWrites, Param, Tx};
 
-/// Rows written in one transaction at most; the callers left over wait for the next one.
+/// Rows written in one statement at most; the callers left over wait for the next one.
 const BATCH_ROWS: usize = 500;
 
 /// What [`People::erase`] found to erase.
@@ -47,7 +47,10 @@ impl People {
     /// given, until the last clone is dropped.
     pub fn new(database: Database) -> Self {
         let (waiting, batches) = mpsc::unbounded_channel();
-        tokio::spawn(record_in_batches(database.clone(), batches));
+        tokio::spawn(record_in_batches(
+            LoneWrites::new(database.clone()),
+            batches,
+        ));
         People { database, waiting }
     }
 
@@ -110,9 +113,9 @@ impl People {
 /// What an erased delivery error says instead, so support still sees that one was there.
 const ERASED_ERROR: &str = "(erased with the recipient's contact details)";
 
-/// Writes the rows waiting, a batch per transaction, and answers their callers; until
+/// Writes the rows waiting, a batch per statement, and answers their callers; until
 /// every [`People`] is dropped.
-async fn record_in_batches(database: Database, mut batches: mpsc::UnboundedReceiver<Recording>) {
+async fn record_in_batches(writes: LoneWrites, mut batches: mpsc::UnboundedReceiver<Recording>) {
     let mut batch = Vec::new();
     while batches.recv_many(&mut batch, BATCH_ROWS).await > 0 {
         // One row per person, the latest: a statement may change a row once only.
@@ -131,7 +134,7 @@ async fn record_in_batches(database: Database, mut batches: mpsc::UnboundedRecei
                 ]
             })
             .collect();
-        match record(&database, rows).await {
+        match record(&writes, rows).await {
             Ok(()) => {
                 for recording in batch.drain(..) {
                     let _ = recording.committed.send(Ok(()));
@@ -147,18 +150,17 @@ async fn record_in_batches(database: Database, mut batches: mpsc::UnboundedRecei
     }
 }
 
-async fn record(database: &Database, rows: Vec<Vec<Param>>) -> Result<(), Error> {
-    let mut tx = Tx::begin(database).await?;
-    tx.execute_rows(rows, |rows| {
-        format!(
-            "INSERT INTO people (person_id, display_name, email, updated_at) {rows} \
+async fn record(writes: &LoneWrites, rows: Vec<Vec<Param>>) -> Result<(), Error> {
+    writes
+        .execute_rows(rows, |rows| {
+            format!(
+                "INSERT INTO people (person_id, display_name, email, updated_at) {rows} \
              ON CONFLICT (person_id) DO UPDATE \
                 SET display_name = excluded.display_name, email = excluded.email, \
                     updated_at = excluded.updated_at \
               WHERE people.display_name IS DISTINCT FROM excluded.display_name \
                  OR people.email IS DISTINCT FROM excluded.email"
-        )
-    })
-    .await?;
-    tx.commit().await
+            )
+        })
+        .await
 }
