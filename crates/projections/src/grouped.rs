@@ -211,6 +211,8 @@ async fn write(
         })
         .await?;
     }
+    // The events this group appends, for the request feed once they are committed.
+    let mut appended_batch = None;
     let projected = match behind {
         Some(behind) if !appended.is_empty() => {
             let mut events = behind.events;
@@ -234,6 +236,16 @@ async fn write(
                 .max()
                 .copied()
                 .unwrap_or(behind.head);
+            // Under the log's lock, every event after the head is this group's.
+            let batch = Batch {
+                events: events
+                    .iter()
+                    .filter(|envelope| envelope.position > behind.head)
+                    .cloned()
+                    .collect(),
+                through,
+            };
+            appended_batch = Some((behind.head, batch));
             project(shared, &mut tx, &behind.checkpoints, events, through).await?;
             Some(through)
         }
@@ -263,6 +275,9 @@ async fn write(
         }
     }
     committed?;
+    if let Some((head, batch)) = appended_batch {
+        shared.committed_batch(head, batch);
+    }
     if let Some(through) = projected {
         for view in View::ALL {
             shared.reached(view, through);

@@ -283,12 +283,20 @@ impl Shared {
         }
         let batch = Arc::new(read_batch(&self.database, position, self.options.batch_size).await?);
         if batch.through > position {
-            if recent.len() == RECENT_BATCHES {
-                recent.remove(0);
-            }
-            recent.push((position, batch.clone()));
+            keep(&mut recent, position, batch.clone());
         }
         Ok(batch)
+    }
+
+    /// The events a grouped append has just committed after `position`, all of them, kept
+    /// as if read: the request feed, which follows the log right behind the groups, then
+    /// takes them from here instead of reading back and decoding what was just written.
+    /// Skipped while a read holds the batches: the group's commands would wait for it,
+    /// and the feed reads the events itself.
+    pub(crate) fn committed_batch(&self, position: i64, batch: Batch) {
+        if let Ok(mut recent) = self.recent.try_lock() {
+            keep(&mut recent, position, Arc::new(batch));
+        }
     }
 
     /// The view's checkpoint moved to `position`, by its task or by a grouped append;
@@ -313,6 +321,14 @@ impl Shared {
     fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
+}
+
+/// Keeps `batch`, read after `position`, among the recent ones, forgetting the oldest.
+fn keep(recent: &mut Vec<(i64, Arc<Batch>)>, position: i64, batch: Arc<Batch>) {
+    if recent.len() == RECENT_BATCHES {
+        recent.remove(0);
+    }
+    recent.push((position, batch));
 }
 
 /// One view's life: take the lease, project until stopped or failed, give the lease up;
