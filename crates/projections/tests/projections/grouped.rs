@@ -260,3 +260,51 @@ async fn commands_on_one_organization_share_groups_instead_of_waiting_for_each_o
         projector.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn the_request_feed_tells_every_event_of_grouped_appends_once_and_in_the_log_order() {
+    for (h, projector, store) in grouped_harnesses().await {
+        let mut told = projector.appended();
+        let store = Arc::new(store);
+        for practice in ORGANIZATIONS {
+            ask_to_be_security_official(&store, practice, "alice").await;
+        }
+        let mut commands = JoinSet::new();
+        for staff in 0..8 {
+            for practice in ORGANIZATIONS {
+                let store = store.clone();
+                commands.spawn(async move {
+                    let command =
+                        request(practice, &format!("staff-{staff}"), Role::StaffUser, None);
+                    store
+                        .execute(practice, command, HashMap::new(), |_, _| ())
+                        .await
+                        .unwrap();
+                });
+            }
+        }
+        while let Some(joined) = commands.join_next().await {
+            joined.unwrap();
+        }
+        let stored: Vec<(String, i64)> = h
+            .events()
+            .await
+            .iter()
+            .map(|event| (event.aggregate_id.clone(), event.sequence))
+            .collect();
+        let mut heard = Vec::new();
+        while heard.len() < stored.len() {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(10), told.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("told {} of {} events: {heard:?}", heard.len(), stored.len())
+                })
+                .unwrap();
+            heard.push((next.organization.to_string(), next.sequence));
+        }
+        assert_eq!(heard, stored, "each event told once, in the log's order");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(told.try_recv().is_err(), "nothing told twice");
+        projector.shutdown().await;
+    }
+}
