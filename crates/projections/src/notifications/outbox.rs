@@ -281,17 +281,17 @@ impl Outbox {
         self.writes
             .execute_rows(rows, |rows| {
                 format!(
-                "WITH outcome (sent_position, sent_recipient, new_state, tried, next_at, tried_at, \
-                               error, via, sending) AS ({rows}) \
-                 UPDATE {OUTBOX} SET state = outcome.new_state, \
-                        attempts = attempts + outcome.tried, \
-                        next_attempt_at = outcome.next_at, last_attempt_at = outcome.tried_at, \
-                        last_error = outcome.error, sent_via = outcome.via \
-                   FROM outcome \
-                  WHERE {OUTBOX}.position = outcome.sent_position \
-                    AND {OUTBOX}.recipient_id = outcome.sent_recipient \
-                    AND {OUTBOX}.state = outcome.sending"
-            )
+                    "WITH outcome (sent_position, sent_recipient, new_state, tried, next_at, tried_at, \
+                                   error, via, sending) AS ({rows}) \
+                     UPDATE {OUTBOX} SET state = outcome.new_state, \
+                            attempts = attempts + outcome.tried, \
+                            next_attempt_at = outcome.next_at, last_attempt_at = outcome.tried_at, \
+                            last_error = outcome.error, sent_via = outcome.via \
+                       FROM outcome \
+                      WHERE {OUTBOX}.position = outcome.sent_position \
+                        AND {OUTBOX}.recipient_id = outcome.sent_recipient \
+                        AND {OUTBOX}.state = outcome.sending"
+                )
             })
             .await
     }
@@ -319,13 +319,13 @@ impl Outbox {
             .execute_rows(rows, |rows| {
                 format!(
                     "WITH handed_back (returned_position, returned_recipient, sending, pending, \
-                                   due_at) AS ({rows}) \
-                 UPDATE {OUTBOX} SET state = handed_back.pending, \
-                        next_attempt_at = handed_back.due_at \
-                   FROM handed_back \
-                  WHERE {OUTBOX}.position = handed_back.returned_position \
-                    AND {OUTBOX}.recipient_id = handed_back.returned_recipient \
-                    AND {OUTBOX}.state = handed_back.sending"
+                                       due_at) AS ({rows}) \
+                     UPDATE {OUTBOX} SET state = handed_back.pending, \
+                            next_attempt_at = handed_back.due_at \
+                       FROM handed_back \
+                      WHERE {OUTBOX}.position = handed_back.returned_position \
+                        AND {OUTBOX}.recipient_id = handed_back.returned_recipient \
+                        AND {OUTBOX}.state = handed_back.sending"
                 )
             })
             .await

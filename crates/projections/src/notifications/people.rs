@@ -155,11 +155,11 @@ async fn record(writes: &LoneWrites, rows: Vec<Vec<Param>>) -> Result<(), Error>
         .execute_rows(rows, |rows| {
             format!(
                 "INSERT INTO people (person_id, display_name, email, updated_at) {rows} \
-             ON CONFLICT (person_id) DO UPDATE \
-                SET display_name = excluded.display_name, email = excluded.email, \
-                    updated_at = excluded.updated_at \
-              WHERE people.display_name IS DISTINCT FROM excluded.display_name \
-                 OR people.email IS DISTINCT FROM excluded.email"
+                 ON CONFLICT (person_id) DO UPDATE \
+                    SET display_name = excluded.display_name, email = excluded.email, \
+                        updated_at = excluded.updated_at \
+                  WHERE people.display_name IS DISTINCT FROM excluded.display_name \
+                     OR people.email IS DISTINCT FROM excluded.email"
             )
         })
         .await
