@@ -211,9 +211,8 @@ async fn write(
         })
         .await?;
     }
-    // The events this group appends, for the request feed once they are committed.
-    let mut appended_batch = None;
-    let projected = match behind {
+    // The events applied to the views, after the head read under the log's lock.
+    let applied = match behind {
         Some(behind) if !appended.is_empty() => {
             let mut events = behind.events;
             for (event, position) in appended {
@@ -236,21 +235,13 @@ async fn write(
                 .max()
                 .copied()
                 .unwrap_or(behind.head);
-            // Under the log's lock, every event after the head is this group's.
-            let batch = Batch {
-                events: events
-                    .iter()
-                    .filter(|envelope| envelope.position > behind.head)
-                    .cloned()
-                    .collect(),
-                through,
-            };
-            appended_batch = Some((behind.head, batch));
-            project(shared, &mut tx, &behind.checkpoints, events, through).await?;
-            Some(through)
+            let batch = Batch { events, through };
+            project(shared, &mut tx, &behind.checkpoints, &batch).await?;
+            Some((behind.head, batch))
         }
         _ => None,
     };
+    let projected = applied.as_ref().map(|(_, batch)| batch.through);
     if let Some(through) = projected {
         shared
             .projecting_through
@@ -275,7 +266,10 @@ async fn write(
         }
     }
     committed?;
-    if let Some((head, batch)) = appended_batch {
+    if let Some((head, mut batch)) = applied {
+        // Every event after the head is this group's, for the request feed; those before
+        // it were other writers', which the feed has read already.
+        batch.events.retain(|envelope| envelope.position > head);
         shared.committed_batch(head, batch);
     }
     if let Some(through) = projected {
@@ -459,18 +453,17 @@ async fn insert_sqlite(
     Ok(rows.into_iter().collect())
 }
 
-/// Applies `events` to each view past its checkpoint and moves every checkpoint to
-/// `through`; the remembered answers the events change are forgotten before the commit,
+/// Applies `batch` to each view past its checkpoint and moves every checkpoint to the
+/// batch's end; the remembered answers the events change are forgotten before the commit,
 /// as the access view's own task does.
 async fn project(
     shared: &Shared,
     tx: &mut Tx,
     checkpoints: &[i64; View::ALL.len()],
-    events: Vec<Envelope>,
-    through: i64,
+    batch: &Batch,
 ) -> Result<(), Error> {
     let names = shared.options.organization_names.as_deref();
-    let batch = Batch { events, through };
+    let through = batch.through;
     for view in View::ALL {
         let checkpoint = checkpoints[view.index()];
         if batch
@@ -478,7 +471,7 @@ async fn project(
             .first()
             .is_none_or(|first| first.position > checkpoint)
         {
-            apply_batch(view, Target::Live, tx, &batch, names).await?;
+            apply_batch(view, Target::Live, tx, batch, names).await?;
         } else {
             let unapplied = Batch {
                 events: batch
