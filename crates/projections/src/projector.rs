@@ -30,7 +30,8 @@ use crate::view::{
 /// append lock (which uses the second half 1; the views use 1001 and up).
 const LEASE_CLASS: i32 = 1_094_927_699;
 
-/// The channel the events trigger notifies with each new position.
+/// The channel the events trigger notifies, once per inserting statement, with the highest
+/// position it inserted.
 const CHANNEL: &str = "access_events";
 
 /// Batches kept for the views and the feed to share: one each, and one to spare.
@@ -622,7 +623,7 @@ async fn listen(shared: Arc<Shared>, pool: PgPool) {
         };
         match received {
             Ok(notification) => {
-                // The trigger's payload is the event's position.
+                // The trigger's payload is the statement's highest position.
                 let position = notification.payload().parse().unwrap_or(i64::MAX);
                 shared.notified_head.fetch_max(position, Ordering::SeqCst);
             }

@@ -428,7 +428,7 @@ where
     }
 
     /// postgres-es's append, in one statement instead of a transaction of one INSERT
-    /// per event. The insert trigger holds the global-position lock from the first row
+    /// per event. The insert's trigger holds the global-position lock from the first row
     /// to the commit (docs/adr/02-global-position.md); in one statement that is the
     /// insert and the commit's flush, never a round trip to this process and back, so
     /// appends from many organizations follow each other at the disk's pace. The rows

@@ -89,6 +89,11 @@ const POSTGRES: &[MigrationFile] = &[
         sql: include_str!("../../../event-store/postgres/0005_aggregate_snapshots.sql"),
     },
     MigrationFile {
+        version: 6,
+        description: "positions per statement",
+        sql: include_str!("../../../event-store/postgres/0006_positions_per_statement.sql"),
+    },
+    MigrationFile {
         version: 1001,
         description: "views",
         sql: include_str!("../../../projections/postgres/1001_views.sql"),
