@@ -149,3 +149,93 @@ async fn an_append_waits_for_an_earlier_uncommitted_append_and_gets_the_higher_p
         assert_eq!(order, ["first", "second"], "{}", db.label);
     }
 }
+
+/// A writer naming a position could place an event below one a reader has passed. On
+/// PostgreSQL the identity column refuses it; on SQLite the trigger renumbers the row
+/// after the highest position.
+#[tokio::test]
+async fn an_event_never_keeps_a_position_its_writer_chose() {
+    const APPEND: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+         event_version, payload, metadata) VALUES ('Raw', 'first', 1, 'Added', '1', '{}', '{}'), \
+         ('Raw', 'first', 2, 'Added', '1', '{}', '{}')";
+    const CHOSEN: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+         event_version, payload, metadata, position) \
+         VALUES ('Raw', 'chosen', 1, 'Added', '1', '{}', '{}', 0)";
+    for db in fresh_databases().await {
+        let database = Database::connect(&db.url).await.unwrap();
+        let chosen = match database.pool() {
+            Pool::Sqlite(pool) => {
+                sqlx::query(APPEND).execute(pool).await.unwrap();
+                sqlx::query(CHOSEN).execute(pool).await.map(drop)
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query(APPEND).execute(pool).await.unwrap();
+                sqlx::query(CHOSEN).execute(pool).await.map(drop)
+            }
+        };
+        let positions = database
+            .events_after(0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| (event.aggregate_id, event.position))
+            .collect::<Vec<_>>();
+        match chosen {
+            Ok(()) => assert_eq!(
+                positions
+                    .last()
+                    .map(|(id, position)| (id.as_str(), *position)),
+                Some(("chosen", 3)),
+                "{}: {positions:?}",
+                db.label
+            ),
+            Err(error) => {
+                assert!(
+                    error.to_string().contains("position"),
+                    "{}: {error}",
+                    db.label
+                );
+                assert_eq!(positions.len(), 2, "{}: {positions:?}", db.label);
+            }
+        }
+    }
+}
+
+/// Listeners wake for a commit, whatever it appended, and read the log from where they
+/// stand: one notification per inserting statement, naming its highest position, tells
+/// them all they need.
+#[tokio::test]
+async fn a_statement_appending_several_events_notifies_its_highest_position_once() {
+    for db in fresh_databases().await {
+        let database = Database::connect(&db.url).await.unwrap();
+        let Pool::Postgres(pool) = database.pool() else {
+            continue;
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+            .await
+            .unwrap();
+        listener.listen("access_events").await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) \
+             SELECT 'Raw', 'many', n, 'Added', '1', '{}', '{}' FROM generate_series(1, 3) AS n",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let nothing_before_the_commit =
+            tokio::time::timeout(Duration::from_millis(200), listener.recv()).await;
+        assert!(nothing_before_the_commit.is_err(), "{}", db.label);
+        tx.commit().await.unwrap();
+        let first = listener.recv().await.unwrap();
+        let head = scalar(&database, "SELECT MAX(position) FROM events").await;
+        assert_eq!(first.payload(), head.to_string(), "{}", db.label);
+        let another = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
+        assert!(
+            another.is_err(),
+            "{}: a second notification: {another:?}",
+            db.label
+        );
+    }
+}
