@@ -447,14 +447,18 @@ async fn insert(
         head: 0,
     });
     for row in &rows {
-        let (name, number, position): (String, i64, i64) =
-            (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-        match checkpoints.as_mut() {
-            Some(checkpoints) if row.try_get::<bool, _>(0)? => {
+        let (is_checkpoint, name, number, position): (bool, String, i64, i64) = (
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+        );
+        match checkpoints.as_mut().filter(|_| is_checkpoint) {
+            Some(checkpoints) => {
                 checkpoints.head = number;
                 checkpoints.positions.push((name, position));
             }
-            _ => {
+            None => {
                 inserted.insert((name, number), position);
             }
         }

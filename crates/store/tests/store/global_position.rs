@@ -8,7 +8,7 @@ use access_store::testing::fresh_databases;
 use access_store::{AggregateStore, Database, Pool};
 
 use crate::counter::{Counter, CounterCommand};
-use crate::scalar;
+use crate::{execute, scalar, try_execute};
 
 const WRITERS: usize = 16;
 const COMMANDS_PER_WRITER: usize = 60;
@@ -163,16 +163,8 @@ async fn an_event_never_keeps_a_position_its_writer_chose() {
          VALUES ('Raw', 'chosen', 1, 'Added', '1', '{}', '{}', 0)";
     for db in fresh_databases().await {
         let database = Database::connect(&db.url).await.unwrap();
-        let chosen = match database.pool() {
-            Pool::Sqlite(pool) => {
-                sqlx::query(APPEND).execute(pool).await.unwrap();
-                sqlx::query(CHOSEN).execute(pool).await.map(drop)
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query(APPEND).execute(pool).await.unwrap();
-                sqlx::query(CHOSEN).execute(pool).await.map(drop)
-            }
-        };
+        execute(&database, APPEND).await;
+        let chosen = try_execute(&database, CHOSEN).await;
         let positions = database
             .events_after(0, 10)
             .await

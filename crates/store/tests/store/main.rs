@@ -30,11 +30,17 @@ pub async fn scalar(database: &Database, sql: &str) -> i64 {
 
 /// Runs a statement that answers nothing, whichever database it is.
 pub async fn execute(database: &Database, sql: &str) {
+    try_execute(database, sql)
+        .await
+        .unwrap_or_else(|error| panic!("{}: {sql}: {error}", database.describe()));
+}
+
+/// [`execute`] for a statement the database may refuse: its error.
+pub async fn try_execute(database: &Database, sql: &str) -> Result<(), sqlx::Error> {
     match database.pool() {
         Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
         Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
     }
-    .unwrap_or_else(|error| panic!("{}: {sql}: {error}", database.describe()));
 }
 
 /// Two stores with their own caches and connections on one database: what two server
