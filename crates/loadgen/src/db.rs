@@ -239,6 +239,23 @@ pub async fn autovacuum_is_on(url: &str) -> Result<bool, String> {
     Ok(setting == "on")
 }
 
+/// The WAL records and bytes the PostgreSQL server has written since its statistics were
+/// last reset, all databases together: read before and after a workload, the difference
+/// counts the work its commands gave PostgreSQL (every row and index entry written is a
+/// record), a figure that does not move with the machine's noise as a rate does.
+pub async fn wal_written(url: &str) -> Result<(i64, i64), String> {
+    let mut connection = PgConnection::connect(url)
+        .await
+        .map_err(|error| format!("{url}: {error}"))?;
+    let written: (i64, i64) =
+        sqlx::query_as("SELECT wal_records::bigint, wal_bytes::bigint FROM pg_stat_wal")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(|error| error.to_string())?;
+    let _ = connection.close().await;
+    Ok(written)
+}
+
 /// `VACUUM (ANALYZE)` of the whole database, as autovacuum would do over time: it takes
 /// no lock that writers wait for. Answers how long it took.
 pub async fn vacuum(url: &str) -> Result<Duration, String> {

@@ -465,6 +465,10 @@ impl Harness {
             .collect();
         let clients = o.clients;
         let run = self.run.clone();
+        let wal_before = match kind {
+            Kind::Postgres => db::wal_written(&deployment.url()).await.ok(),
+            Kind::Sqlite => None,
+        };
         let (recorder, elapsed) = closed_loop(clients, o.duration(), |client, deadline| {
             let mine: Vec<Practice> = practices
                 .iter()
@@ -481,6 +485,10 @@ impl Harness {
             )
         })
         .await;
+        let wal_after = match wal_before {
+            Some(_) => db::wal_written(&deployment.url()).await.ok(),
+            None => None,
+        };
         print!("{}", recorder.table(elapsed));
         deployment.finish().await;
         let all = recorder.pooled(|_| true);
@@ -491,6 +499,16 @@ impl Harness {
             ms(summary.p99),
             recorder.errors_by_code()
         );
+        let wal_row = wal_before.zip(wal_after).map(|(before, after)| {
+            let commands = all.ok_count().max(1) as f64;
+            let records = (after.0 - before.0) as f64 / commands;
+            let bytes = (after.1 - before.1) as f64 / commands;
+            println!("  PostgreSQL WAL per command: {records:.1} records, {bytes:.0} bytes");
+            Row::new(
+                "(a) spread WAL per command (PostgreSQL)",
+                format!("{records:.1} records, {bytes:.0} bytes"),
+            )
+        });
         let mut rows = Vec::new();
         match kind {
             Kind::Postgres => {
@@ -518,6 +536,7 @@ impl Harness {
             &recorder,
             None,
         ));
+        rows.extend(wal_row);
         Ok(rows)
     }
 
