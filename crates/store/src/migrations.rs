@@ -60,6 +60,11 @@ const SQLITE: &[MigrationFile] = &[
         description: "outbox due",
         sql: include_str!("../../../projections/sqlite/1003_outbox_due.sql"),
     },
+    MigrationFile {
+        version: 1004,
+        description: "outbox undelivered",
+        sql: include_str!("../../../projections/sqlite/1004_outbox_undelivered.sql"),
+    },
 ];
 
 const POSTGRES: &[MigrationFile] = &[
@@ -107,6 +112,11 @@ const POSTGRES: &[MigrationFile] = &[
         version: 1003,
         description: "outbox due",
         sql: include_str!("../../../projections/postgres/1003_outbox_due.sql"),
+    },
+    MigrationFile {
+        version: 1004,
+        description: "outbox undelivered",
+        sql: include_str!("../../../projections/postgres/1004_outbox_undelivered.sql"),
     },
 ];
 

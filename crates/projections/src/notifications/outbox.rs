@@ -25,6 +25,10 @@ use crate::sql::{
 /// queries can use that index instead of walking every email ever sent.
 const STILL_TO_SEND: &str = "o.state IN ('PENDING', 'SENDING')";
 
+/// The condition of the partial index `notification_outbox_undelivered` (migration 1004),
+/// word for word, for the same reason.
+const UNDELIVERED: &str = "state IN ('DEAD', 'UNDELIVERABLE')";
+
 /// Where an email stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -338,9 +342,9 @@ impl Outbox {
             &format!(
                 "SELECT position, recipient_id, organization_id, kind, subject, state, attempts, \
                         last_attempt_at, last_error \
-                   FROM {OUTBOX} WHERE state IN ($1, $2) ORDER BY position, recipient_id"
+                   FROM {OUTBOX} WHERE {UNDELIVERED} ORDER BY position, recipient_id"
             ),
-            params![code(&EmailState::Dead), code(&EmailState::Undeliverable)],
+            params![],
             undelivered,
         )
         .await
@@ -377,4 +381,24 @@ fn undelivered(row: &dyn Cells) -> Result<UndeliveredEmail, Error> {
             .transpose()?,
         last_error: row.opt_text(8)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partial_indexes_conditions_name_the_states_as_they_are_stored() {
+        let listed = |first: EmailState, second: EmailState| {
+            format!("state IN ('{}', '{}')", code(&first), code(&second))
+        };
+        assert_eq!(
+            STILL_TO_SEND,
+            format!("o.{}", listed(EmailState::Pending, EmailState::Sending))
+        );
+        assert_eq!(
+            UNDELIVERED,
+            listed(EmailState::Dead, EmailState::Undeliverable)
+        );
+    }
 }
