@@ -9,7 +9,7 @@ use std::sync::Arc;
 use access_api::AccessService;
 use access_domain::identifiers::OrganizationId;
 use access_notifications::Sender;
-use access_projections::{OrganizationNames, Projector, ProjectorOptions};
+use access_projections::{EmailHandoff, OrganizationNames, Projector, ProjectorOptions};
 use access_reference::{ReferenceData, ReferenceDataError};
 use access_store::{Database, StoreError};
 use tokio::net::TcpListener;
@@ -94,17 +94,24 @@ pub async fn start(
         error,
     })?;
     let reference = Arc::new(reference);
+    let (email_handoff, emails_handed) = EmailHandoff::new(settings.mail.sender.claim);
     let projector = Projector::start(
         database.clone(),
         ProjectorOptions {
             organization_names: Some(Arc::new(ReferenceNames(reference.clone()))),
+            email_handoff: Some(email_handoff),
             ..ProjectorOptions::default()
         },
     );
     if settings.mail.smtp.is_none() {
         tracing::info!("ACCESS_SMTP_URL is not set: notification emails are written to the log");
     }
-    let sender = Sender::start(database.clone(), settings.mail, projector.applied());
+    let sender = Sender::start(
+        database.clone(),
+        settings.mail,
+        projector.applied(),
+        Some(emails_handed),
+    );
     let service = AccessService::new(
         database,
         reference,

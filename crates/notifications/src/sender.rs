@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use access_projections::{Error, Outbox, Outcome, PendingEmail};
+use access_projections::{EmailsHanded, Error, HandedEmails, Outbox, Outcome, PendingEmail};
 use access_store::Database;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -16,6 +16,15 @@ use crate::mail::{Failure, MailSettings, Mailer, DEFAULT_SMTP_TIMEOUT};
 
 /// Emails read from the outbox, claimed and recorded per statement.
 const BATCH: i64 = 100;
+
+/// Emails handed over by the projector that are sent, and recorded, together at most.
+const HANDED_BATCH: usize = 1_000;
+
+/// With emails handed over, how soon after its last read the outbox is read again when
+/// the projector applies something: this process's emails come by hand, and the outbox
+/// holds only those the hand-over could not take (its sender far behind), which can wait
+/// this long; a read at every commit cost two statements each.
+const READ_WITH_HANDOFF: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug)]
 pub struct SenderOptions {
@@ -90,9 +99,15 @@ pub struct Sender {
 
 impl Sender {
     /// Starts delivering: at once, whenever `wake` changes (the projector applied
-    /// something), when a retry falls due, and every `poll_interval`. Call inside a Tokio
-    /// runtime.
-    pub fn start(database: Database, mail: MailSettings, wake: watch::Receiver<()>) -> Sender {
+    /// something), when a retry falls due, and every `poll_interval`; and the emails
+    /// `handed` over as soon as they come (see `access_projections::EmailHandoff`, made
+    /// with this sender's claim). Call inside a Tokio runtime.
+    pub fn start(
+        database: Database,
+        mail: MailSettings,
+        wake: watch::Receiver<()>,
+        handed: Option<EmailsHanded>,
+    ) -> Sender {
         assert!(
             mail.sender.claim > mail.sender.smtp_timeout,
             "an email's claim must outlast an exchange with SMTP, or nothing is ever sent"
@@ -103,7 +118,7 @@ impl Sender {
             mailer: Mailer::new(&mail),
             options: mail.sender,
         };
-        let task = tokio::spawn(run.follow(wake, stop.subscribe()));
+        let task = tokio::spawn(run.follow(wake, stop.subscribe(), handed));
         Sender {
             stop,
             task: Mutex::new(Some(task)),
@@ -137,7 +152,12 @@ enum Flow {
 }
 
 impl Run {
-    async fn follow(self, mut wake: watch::Receiver<()>, mut stop: watch::Receiver<bool>) {
+    async fn follow(
+        self,
+        mut wake: watch::Receiver<()>,
+        mut stop: watch::Receiver<bool>,
+        mut handed: Option<EmailsHanded>,
+    ) {
         let mut woken_by_projector = true;
         loop {
             let pause = match self.deliver_due(&stop).await {
@@ -155,13 +175,49 @@ impl Run {
                     self.options.poll_interval
                 }
             };
-            tokio::select! {
-                _ = stop.wait_for(|stop| *stop) => return,
-                changed = wake.changed(), if woken_by_projector => {
-                    // The projector stopped: polling alone from now on.
-                    woken_by_projector = changed.is_ok();
+            let read_at = tokio::time::Instant::now();
+            let mut next_read = read_at + pause;
+            // Until the outbox is read again, emails handed over are sent as they come.
+            loop {
+                // Only what needs no await is done inside the select: its futures hold
+                // `stop`'s guard, which may not be held across an await.
+                let handed_now = tokio::select! {
+                    _ = stop.wait_for(|stop| *stop) => Woken::Stop,
+                    changed = wake.changed(), if woken_by_projector => {
+                        // The projector stopped: polling alone from now on.
+                        woken_by_projector = changed.is_ok();
+                        let soonest = match handed {
+                            Some(_) => read_at + READ_WITH_HANDOFF,
+                            None => read_at,
+                        };
+                        next_read = next_read.min(soonest);
+                        continue;
+                    }
+                    first = next_handed(&mut handed) => match first {
+                        Some(first) => Woken::Handed(first),
+                        None => Woken::HandOverEnded,
+                    },
+                    _ = tokio::time::sleep_until(next_read) => break,
+                };
+                let first = match handed_now {
+                    Woken::Stop => {
+                        self.hand_back_handed(&mut handed).await;
+                        return;
+                    }
+                    Woken::HandOverEnded => {
+                        handed = None;
+                        continue;
+                    }
+                    Woken::Handed(first) => first,
+                };
+                match self.deliver_handed(first, &mut handed, &stop).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Stop) => return,
+                    // Their claim lapses, and then they are sent from the outbox.
+                    Err(error) => {
+                        tracing::warn!(%error, "the email outbox cannot be used for emails handed over");
+                    }
                 }
-                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
@@ -176,31 +232,82 @@ impl Run {
             let claimed_at = Utc::now();
             let until = claimed_at + self.options.claim;
             let claimed = self.outbox.claim(&due, claimed_at, until).await?;
-            // The outcomes are recorded together after the batch: a sender that dies
-            // meanwhile sends the batch's sent emails again once the claim lapses, which
-            // at-least-once delivery allows (docs/notifications.md).
-            let mut outcomes = Vec::with_capacity(due.len());
-            let mut handed_back = Vec::new();
-            let mut stopping = false;
             // An email another sender took is left to it.
-            for (email, attempts) in due.iter().zip(claimed) {
-                let Some(attempts) = attempts else { continue };
-                stopping = stopping || *stop.borrow();
-                if stopping || !self.options.may_send(Utc::now(), until) {
-                    handed_back.push(email);
-                    continue;
-                }
-                match self.deliver(email, attempts).await {
-                    Some(outcome) => outcomes.push((email, Utc::now(), outcome)),
-                    // The process's death: nothing more is recorded.
-                    None => return Ok(Flow::Stop),
-                }
-            }
-            self.outbox.record(&outcomes).await?;
-            self.outbox.hand_back(&handed_back, Utc::now()).await?;
-            if stopping {
+            let mine = due
+                .iter()
+                .zip(claimed)
+                .filter_map(|(email, attempts)| Some((email, attempts?)))
+                .collect();
+            if let Flow::Stop = self.send_claimed(mine, until, stop).await? {
                 return Ok(Flow::Stop);
             }
+        }
+    }
+
+    /// Sends the emails handed over, `first` and those that came with it, with the
+    /// addresses the people directory has now. They were queued claimed for this sender.
+    async fn deliver_handed(
+        &self,
+        first: HandedEmails,
+        handed: &mut Option<EmailsHanded>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Flow, Error> {
+        let mut until = first.until;
+        let mut emails = first.emails;
+        while emails.len() < HANDED_BATCH {
+            let Some(next) = handed.as_mut().and_then(EmailsHanded::try_recv) else {
+                break;
+            };
+            until = until.min(next.until);
+            emails.extend(next.emails);
+        }
+        let emails = self.outbox.address(emails).await?;
+        let never_tried = emails.iter().map(|email| (email, 0)).collect();
+        self.send_claimed(never_tried, until, stop).await
+    }
+
+    /// Sends emails claimed for this sender until `until`, each with the attempts made
+    /// before, and records what came of them. The outcomes are recorded together after
+    /// the batch: a sender that dies meanwhile sends the batch's sent emails again once
+    /// the claim lapses, which at-least-once delivery allows (docs/notifications.md).
+    /// What the claim no longer leaves time to send, or what is left when the sender is
+    /// told to stop, is handed back, due at once.
+    async fn send_claimed(
+        &self,
+        claimed: Vec<(&PendingEmail, i64)>,
+        until: DateTime<Utc>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Flow, Error> {
+        let mut outcomes = Vec::with_capacity(claimed.len());
+        let mut handed_back = Vec::new();
+        let mut stopping = false;
+        for (email, attempts) in claimed {
+            stopping = stopping || *stop.borrow();
+            if stopping || !self.options.may_send(Utc::now(), until) {
+                handed_back.push(email);
+                continue;
+            }
+            match self.deliver(email, attempts).await {
+                Some(outcome) => outcomes.push((email, Utc::now(), outcome)),
+                // The process's death: nothing more is recorded.
+                None => return Ok(Flow::Stop),
+            }
+        }
+        self.outbox.record(&outcomes).await?;
+        self.outbox.hand_back(&handed_back, Utc::now()).await?;
+        Ok(if stopping { Flow::Stop } else { Flow::Continue })
+    }
+
+    /// Gives the emails handed over and not sent back to any sender, due at once, rather
+    /// than leave them claimed until their claim lapses.
+    async fn hand_back_handed(&self, handed: &mut Option<EmailsHanded>) {
+        let mut left = Vec::new();
+        while let Some(next) = handed.as_mut().and_then(EmailsHanded::try_recv) {
+            left.extend(next.emails);
+        }
+        let left: Vec<&PendingEmail> = left.iter().collect();
+        if let Err(error) = self.outbox.hand_back(&left, Utc::now()).await {
+            tracing::warn!(%error, emails = left.len(), "handing back the emails handed over failed; they are sent once their claim lapses");
         }
     }
 
@@ -253,6 +360,22 @@ impl Run {
             .fail_point
             .as_ref()
             .is_some_and(|(at, fail_point)| *at == stage && fail_point.trip())
+    }
+}
+
+/// What the sender was woken for between two reads of the outbox.
+enum Woken {
+    Stop,
+    Handed(HandedEmails),
+    /// The projector stopped handing emails over.
+    HandOverEnded,
+}
+
+/// The next emails handed over; never, when there is no hand-over.
+async fn next_handed(handed: &mut Option<EmailsHanded>) -> Option<HandedEmails> {
+    match handed {
+        Some(handed) => handed.recv().await,
+        None => std::future::pending().await,
     }
 }
 

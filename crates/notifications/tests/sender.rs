@@ -98,7 +98,7 @@ impl Queue {
     fn sender(&self, mail: MailSettings) -> Sender {
         // No projector here: the sender finds the rows by polling.
         let (_, wake) = watch::channel(());
-        Sender::start(self.database.clone(), mail, wake)
+        Sender::start(self.database.clone(), mail, wake, None)
     }
 }
 
@@ -207,7 +207,7 @@ async fn killed_mid_batch(q: &Queue, stage: FailStage) -> BTreeMap<String, Vec<R
 
     let restarted = Database::connect(&q.url).await.unwrap();
     let (_, wake) = watch::channel(());
-    let sender = Sender::start(restarted, mail_to(&sink.url(), quick()), wake);
+    let sender = Sender::start(restarted, mail_to(&sink.url(), quick()), wake, None);
     assert!(
         eventually(|| async { q.states().await.values().all(|state| state.0 == "SENT") }).await,
         "{}: {:?}",

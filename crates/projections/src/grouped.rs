@@ -529,7 +529,6 @@ async fn project(
     checkpoints: &[i64; View::ALL.len()],
     batch: &Batch,
 ) -> Result<(), Error> {
-    let names = shared.options.organization_names.as_deref();
     let through = batch.through;
     for view in View::ALL {
         let checkpoint = checkpoints[view.index()];
@@ -538,7 +537,7 @@ async fn project(
             .first()
             .is_none_or(|first| first.position > checkpoint)
         {
-            apply_batch(view, Target::Live, tx, batch, names).await?;
+            apply_batch(view, Target::Live, tx, batch, Some(&shared.options)).await?;
         } else {
             let unapplied = Batch {
                 events: batch
@@ -549,7 +548,7 @@ async fn project(
                     .collect(),
                 through,
             };
-            apply_batch(view, Target::Live, tx, &unapplied, names).await?;
+            apply_batch(view, Target::Live, tx, &unapplied, Some(&shared.options)).await?;
         }
     }
     let views = View::ALL

@@ -86,8 +86,8 @@ pub use audit::{export_audit, AuditEntry, AuditFilter, ExportFormat};
 pub use error::Error;
 pub use feed::RequestChange;
 pub use notifications::{
-    EmailState, ErasedContact, Notification, OrganizationNames, Outbox, Outcome, PendingEmail,
-    People, UndeliveredEmail,
+    EmailHandoff, EmailState, EmailsHanded, ErasedContact, HandedEmails, Notification,
+    OrganizationNames, Outbox, Outcome, PendingEmail, People, UndeliveredEmail,
 };
 #[cfg(feature = "fail-points")]
 pub use projector::FailPoint;

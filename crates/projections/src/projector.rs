@@ -17,7 +17,7 @@ use tokio::time::{sleep, Instant};
 use crate::error::Error;
 use crate::events::{read_batch, subject, Batch};
 use crate::feed::RequestChange;
-use crate::notifications::OrganizationNames;
+use crate::notifications::{EmailHandoff, OrganizationNames};
 use crate::read::Views;
 use crate::remembered::Remembered;
 use crate::sql::Tx;
@@ -65,6 +65,9 @@ pub struct ProjectorOptions {
     /// Names organizations in notifications; without it they are named by type and
     /// masked key.
     pub organization_names: Option<Arc<dyn OrganizationNames>>,
+    /// Hands the emails the notifications view queues to this process's sender, queued
+    /// already claimed for it; without it they are queued for any sender to claim.
+    pub email_handoff: Option<EmailHandoff>,
     #[cfg(feature = "fail-points")]
     pub fail_point: Option<FailPoint>,
 }
@@ -76,6 +79,7 @@ impl Default for ProjectorOptions {
             poll_interval: Duration::from_secs(5),
             retry_interval: Duration::from_secs(1),
             organization_names: None,
+            email_handoff: None,
             #[cfg(feature = "fail-points")]
             fail_point: None,
         }
@@ -443,8 +447,7 @@ async fn commit_batch(
         }
         return Ok(checkpoint);
     }
-    let names = shared.options.organization_names.as_deref();
-    apply_batch(view, Target::Live, &mut tx, batch, names).await?;
+    apply_batch(view, Target::Live, &mut tx, batch, Some(&shared.options)).await?;
     #[cfg(feature = "fail-points")]
     if shared
         .options

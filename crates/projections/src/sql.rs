@@ -253,6 +253,20 @@ async fn fetch_arrays<'c>(
     Ok(query.fetch_all(executor).await?)
 }
 
+/// `statement(rows)` with `rows` bound as one array per column (see [`Tx::fetch_rows`]),
+/// each row it gives mapped by `map`.
+async fn fetch_unnested<'c, T>(
+    executor: impl sqlx::PgExecutor<'c>,
+    rows: Vec<Vec<Param>>,
+    statement: impl Fn(&str) -> String,
+    map: impl Fn(&dyn Cells) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let arrays = column_arrays(rows);
+    let sql = statement(&unnest_source(1, &arrays));
+    let found = fetch_arrays(executor, &sql, arrays).await?;
+    found.iter().map(|row| map(row as &dyn Cells)).collect()
+}
+
 /// Sends the writes `held` holds back, if any.
 async fn send_held(
     tx: &mut Transaction<'static, Postgres>,
@@ -366,10 +380,48 @@ pub(crate) async fn fetch<T>(
     }
 }
 
-/// A write transaction on either database.
-pub(crate) enum Tx {
+/// [`fetch`] of a read by many keys: `statement(rows)` as [`Tx::fetch_rows`] writes it.
+pub(crate) async fn fetch_keyed<T>(
+    database: &Database,
+    rows: Vec<Vec<Param>>,
+    statement: impl Fn(&str) -> String,
+    map: impl Fn(&dyn Cells) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    match database.pool() {
+        Pool::Postgres(pool) => fetch_unnested(pool, rows, statement, map).await,
+        Pool::Sqlite(_) => {
+            let mut found = Vec::new();
+            for (values, params) in row_chunks(rows) {
+                let sql = statement(&format!("VALUES {values}"));
+                found.extend(fetch(database, &sql, &params, &map).await?);
+            }
+            Ok(found)
+        }
+    }
+}
+
+/// A write transaction on either database, with what is to be done once it has
+/// committed (nothing, if it never does).
+pub(crate) struct Tx {
+    open: Open,
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+enum Open {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>, HeldWrites),
+}
+
+impl From<Open> for Tx {
+    fn from(open: Open) -> Self {
+        Tx {
+            open,
+            after_commit: Vec::new(),
+        }
+    }
 }
 
 impl Tx {
@@ -377,7 +429,7 @@ impl Tx {
     /// wrote later could fail to upgrade ("database is locked") with no wait at all.
     pub(crate) async fn begin(database: &Database) -> Result<Tx, Error> {
         Ok(match database.pool() {
-            Pool::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite(pool) => Open::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?).into(),
             Pool::Postgres(pool) => Tx::begin_postgres(pool, "").await?,
         })
     }
@@ -393,34 +445,31 @@ impl Tx {
     /// fifth of its time in the views' statements (docs/adr/15-held-writes.md).
     pub(crate) async fn begin_postgres(pool: &PgPool, and_then: &str) -> Result<Tx, Error> {
         let begin = format!("BEGIN; {} {and_then}", keyed_plans("SET LOCAL"));
-        Ok(Tx::Postgres(
-            pool.begin_with(begin).await?,
-            HeldWrites::default(),
-        ))
+        Ok(Open::Postgres(pool.begin_with(begin).await?, HeldWrites::default()).into())
     }
 
     /// The PostgreSQL connection, for statements written for PostgreSQL alone, once the
     /// writes held back are sent.
     pub(crate) async fn postgres(&mut self) -> Result<Option<&mut sqlx::PgConnection>, Error> {
-        match self {
-            Tx::Postgres(tx, held) => {
+        match &mut self.open {
+            Open::Postgres(tx, held) => {
                 send_held(tx, held).await?;
                 Ok(Some(&mut **tx))
             }
-            Tx::Sqlite(_) => Ok(None),
+            Open::Sqlite(_) => Ok(None),
         }
     }
 
     pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, Tx::Postgres(..))
+        matches!(self.open, Open::Postgres(..))
     }
 
     pub(crate) async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<(), Error> {
-        match self {
-            Tx::Sqlite(tx) => {
+        match &mut self.open {
+            Open::Sqlite(tx) => {
                 bind(sqlx::query(sql), params).execute(&mut **tx).await?;
             }
-            Tx::Postgres(tx, held) => {
+            Open::Postgres(tx, held) => {
                 send_held(tx, held).await?;
                 bind(sqlx::query(sql), params).execute(&mut **tx).await?;
             }
@@ -434,9 +483,9 @@ impl Tx {
         params: &[Param],
         map: impl Fn(&dyn Cells) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
-        match self {
-            Tx::Sqlite(tx) => rows!(&mut **tx, sql, params, map),
-            Tx::Postgres(tx, held) => {
+        match &mut self.open {
+            Open::Sqlite(tx) => rows!(&mut **tx, sql, params, map),
+            Open::Postgres(tx, held) => {
                 send_held(tx, held).await?;
                 rows!(&mut **tx, sql, params, map)
             }
@@ -457,7 +506,7 @@ impl Tx {
         if rows.is_empty() {
             return Ok(());
         }
-        if let Tx::Postgres(_, held) = self {
+        if let Open::Postgres(_, held) = &mut self.open {
             held.0.push((statement(HELD_ROWS), column_arrays(rows)));
             return Ok(());
         }
@@ -501,7 +550,7 @@ impl Tx {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        if let Tx::Postgres(tx, held) = self {
+        if let Open::Postgres(tx, held) = &mut self.open {
             if !beside_held_writes {
                 send_held(tx, held).await?;
             }
@@ -517,13 +566,21 @@ impl Tx {
         Ok(found)
     }
 
+    /// Runs `then` once the transaction has committed; never if it does not.
+    pub(crate) fn after_commit(&mut self, then: impl FnOnce() + Send + 'static) {
+        self.after_commit.push(Box::new(then));
+    }
+
     pub(crate) async fn commit(self) -> Result<(), Error> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(mut tx, mut held) => {
+        match self.open {
+            Open::Sqlite(tx) => tx.commit().await?,
+            Open::Postgres(mut tx, mut held) => {
                 send_held(&mut tx, &mut held).await?;
                 tx.commit().await?
             }
+        }
+        for then in self.after_commit {
+            then();
         }
         Ok(())
     }
@@ -589,12 +646,7 @@ impl LoneWrites {
             return Ok(Vec::new());
         }
         match &self.postgres {
-            Some(pool) => {
-                let arrays = column_arrays(rows);
-                let sql = statement(&unnest_source(1, &arrays));
-                let found = fetch_arrays(pool, &sql, arrays).await?;
-                found.iter().map(|row| map(row as &dyn Cells)).collect()
-            }
+            Some(pool) => fetch_unnested(pool, rows, statement, map).await,
             None => {
                 let mut tx = Tx::begin(&self.database).await?;
                 let found = tx.fetch_rows(rows, statement, map).await?;

@@ -9,7 +9,8 @@ use access_store::Database;
 
 use crate::error::Error;
 use crate::events::Batch;
-use crate::notifications::{self, OrganizationNames};
+use crate::notifications;
+use crate::projector::ProjectorOptions;
 use crate::sql::{fetch, params, Tx};
 use crate::{access, audit, support};
 
@@ -110,14 +111,15 @@ impl Target {
     }
 }
 
-/// Applies consecutive events to one view's tables. `names` words the notifications
-/// (which only the live projector writes).
+/// Applies consecutive events to one view's tables. `live`, the live projector's
+/// options, words the notifications and hands their emails over (only the live projector
+/// writes them).
 pub(crate) async fn apply_batch(
     view: View,
     target: Target,
     tx: &mut Tx,
     batch: &Batch,
-    names: Option<&dyn OrganizationNames>,
+    live: Option<&ProjectorOptions>,
 ) -> Result<(), Error> {
     match view {
         View::Access => access::apply_batch(target, tx, &batch.events).await,
@@ -128,7 +130,11 @@ pub(crate) async fn apply_batch(
             }
             Ok(())
         }
-        View::Notifications => notifications::apply_batch(tx, &batch.events, names).await,
+        View::Notifications => {
+            let names = live.and_then(|options| options.organization_names.as_deref());
+            let handoff = live.and_then(|options| options.email_handoff.as_ref());
+            notifications::apply_batch(tx, &batch.events, names, handoff).await
+        }
     }
 }
 

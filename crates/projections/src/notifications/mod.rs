@@ -26,7 +26,10 @@ use crate::read::Views;
 use crate::sql::{fetch, params, parse_id, parse_time, Param, Tx};
 use templates::Notice;
 
-pub use outbox::{EmailState, Outbox, Outcome, PendingEmail, UndeliveredEmail};
+pub use outbox::{
+    EmailHandoff, EmailState, EmailsHanded, HandedEmails, Outbox, Outcome, PendingEmail,
+    UndeliveredEmail,
+};
 pub use people::{ErasedContact, People};
 
 pub(crate) const SECURITY_OFFICIALS: &str = "notification_security_officials";
@@ -59,16 +62,19 @@ pub struct Notification {
 /// Tells everyone concerned of a batch of events: one row per event and person in
 /// `notifications` and in the outbox, written a few hundred rows per statement at the
 /// end of the batch (one event can tell every Security Official of an organization).
+/// `names` words the messages; the emails go to this process's sender through
+/// `handoff`, when there is one.
 pub(crate) async fn apply_batch(
     tx: &mut Tx,
     envelopes: &[Envelope],
     names: Option<&dyn OrganizationNames>,
+    handoff: Option<&EmailHandoff>,
 ) -> Result<(), Error> {
     let mut batch = Told::read(tx, envelopes).await?;
     for envelope in envelopes {
-        apply(envelope, names, &mut batch);
+        apply(envelope, names, &mut batch)?;
     }
-    batch.write(tx).await
+    batch.write(tx, handoff).await
 }
 
 /// What a batch tells, kept until the batch's end; and the Security Officials of the
@@ -77,7 +83,7 @@ pub(crate) async fn apply_batch(
 #[derive(Default)]
 struct Told {
     notifications: Vec<Vec<Param>>,
-    emails: Vec<Vec<Param>>,
+    emails: Vec<outbox::QueuedEmail>,
     security_officials: HashMap<String, BTreeSet<String>>,
     /// Whether each (organization, person) the batch touched is a Security Official
     /// after it.
@@ -146,7 +152,12 @@ impl Told {
 
     /// The on-screen notification and the queued email. The keys (position, person)
     /// make a second copy of either impossible, should an event ever be applied again.
-    fn tell(&mut self, envelope: &Envelope, person: &str, message: &templates::Message) {
+    fn tell(
+        &mut self,
+        envelope: &Envelope,
+        person: &str,
+        message: &templates::Message,
+    ) -> Result<(), Error> {
         let organization = envelope.organization.to_string();
         let at = envelope.event.at();
         self.notifications.push(vec![
@@ -157,16 +168,17 @@ impl Told {
             message.text.as_str().into(),
             at.into(),
         ]);
-        self.emails.push(outbox::queued(
+        self.emails.push(outbox::QueuedEmail::new(
             envelope.position,
             person,
             &organization,
             message,
             at,
-        ));
+        )?);
+        Ok(())
     }
 
-    async fn write(self, tx: &mut Tx) -> Result<(), Error> {
+    async fn write(self, tx: &mut Tx, handoff: Option<&EmailHandoff>) -> Result<(), Error> {
         let (added, removed): (Vec<_>, Vec<_>) = self
             .security_official_changes
             .into_iter()
@@ -197,13 +209,17 @@ impl Told {
             )
         })
         .await?;
-        outbox::queue(tx, self.emails).await
+        outbox::queue(tx, self.emails, handoff).await
     }
 }
 
 /// Who is told what of one event: the requester or the person acted upon, and for a new
 /// pending request every Security Official of the organization as of this event.
-fn apply(envelope: &Envelope, names: Option<&dyn OrganizationNames>, batch: &mut Told) {
+fn apply(
+    envelope: &Envelope,
+    names: Option<&dyn OrganizationNames>,
+    batch: &mut Told,
+) -> Result<(), Error> {
     use OrganizationEvent::*;
     let organization = envelope.organization.to_string();
     let one = |person: &PersonId| vec![person.to_string()];
@@ -335,7 +351,7 @@ fn apply(envelope: &Envelope, names: Option<&dyn OrganizationNames>, batch: &mut
         }
     }
     if told.is_empty() {
-        return;
+        return Ok(());
     }
     let name = names
         .and_then(|names| names.legal_name(&envelope.organization))
@@ -346,9 +362,10 @@ fn apply(envelope: &Envelope, names: Option<&dyn OrganizationNames>, batch: &mut
     for (people, notice) in told {
         let message = notice.render(&name);
         for person in people {
-            batch.tell(envelope, &person, &message);
+            batch.tell(envelope, &person, &message)?;
         }
     }
+    Ok(())
 }
 
 impl Views {

@@ -8,16 +8,20 @@
 //! recording it. Everything else is sent once, and nothing is lost.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use access_domain::identifiers::{OrganizationId, PersonId};
 use access_store::Database;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use super::{templates::Message, OUTBOX};
 use crate::error::Error;
 use crate::sql::{
-    code, fetch, from_code, params, parse_id, parse_time, Cells, LoneWrites, Param, Tx,
+    code, fetch, fetch_keyed, from_code, params, parse_id, parse_time, Cells, LoneWrites, Param,
+    Tx,
 };
 
 /// The condition of the partial index `notification_outbox_due` (migration 1003), word
@@ -100,31 +104,97 @@ pub struct Outbox {
     writes: LoneWrites,
 }
 
-/// The outbox row of one email, for [`queue`].
-pub(super) fn queued(
-    position: i64,
-    recipient: &str,
-    organization: &str,
-    message: &Message,
-    at: DateTime<Utc>,
-) -> Vec<Param> {
-    vec![
-        position.into(),
-        recipient.into(),
-        organization.into(),
-        message.kind.into(),
-        message.subject.as_str().into(),
-        message.body.as_str().into(),
-        at.into(),
-        code(&EmailState::Pending).into(),
-        0_i64.into(),
-        at.into(),
-    ]
+/// Handed emails waiting for the sender, past which emails are queued unclaimed instead:
+/// a sender far behind (its SMTP server slow or gone) takes them from the outbox in turn,
+/// and the process's memory stays bounded.
+const MOST_HANDED: usize = 10_000;
+
+/// One email a batch of events tells, until it is queued.
+pub(super) struct QueuedEmail {
+    pub(super) email: PendingEmail,
+    pub(super) organization: String,
+    /// The event's time.
+    pub(super) at: DateTime<Utc>,
 }
 
-/// Queues the emails, due at once.
-pub(super) async fn queue(tx: &mut Tx, emails: Vec<Vec<Param>>) -> Result<(), Error> {
-    tx.execute_rows(emails, |values| {
+impl QueuedEmail {
+    pub(super) fn new(
+        position: i64,
+        recipient: &str,
+        organization: &str,
+        message: &Message,
+        at: DateTime<Utc>,
+    ) -> Result<QueuedEmail, Error> {
+        Ok(QueuedEmail {
+            email: PendingEmail {
+                position,
+                recipient: parse_id(recipient, OUTBOX, "recipient_id")?,
+                kind: message.kind.to_owned(),
+                subject: message.subject.clone(),
+                body: message.body.clone(),
+                display_name: None,
+                email: None,
+            },
+            organization: organization.to_owned(),
+            at,
+        })
+    }
+
+    /// The outbox row: `state` until `next_attempt_at`.
+    fn row(&self, state: EmailState, next_attempt_at: DateTime<Utc>) -> Vec<Param> {
+        let email = &self.email;
+        vec![
+            email.position.into(),
+            email.recipient.as_str().into(),
+            self.organization.as_str().into(),
+            email.kind.as_str().into(),
+            email.subject.as_str().into(),
+            email.body.as_str().into(),
+            self.at.into(),
+            code(&state).into(),
+            0_i64.into(),
+            next_attempt_at.into(),
+        ]
+    }
+}
+
+/// Queues the emails. With a `handoff` that takes them, each is queued already claimed by
+/// this process's sender (`SENDING`, for as long as a claim lasts) and handed to it once
+/// the transaction has committed, so the sender neither reads nor claims it from the
+/// table; otherwise each is queued due at once, for any sender to claim.
+pub(super) async fn queue(
+    tx: &mut Tx,
+    emails: Vec<QueuedEmail>,
+    handoff: Option<&EmailHandoff>,
+) -> Result<(), Error> {
+    if emails.is_empty() {
+        return Ok(());
+    }
+    let handoff = handoff.filter(|handoff| handoff.takes_more());
+    let rows = match handoff {
+        Some(handoff) => {
+            let until = Utc::now() + handoff.claim;
+            let rows = emails
+                .iter()
+                .map(|email| email.row(EmailState::Sending, until))
+                .collect();
+            let handed = HandedEmails {
+                emails: emails.into_iter().map(|queued| queued.email).collect(),
+                until,
+            };
+            let handoff = handoff.clone();
+            tx.after_commit(move || handoff.hand(handed));
+            rows
+        }
+        None => emails
+            .iter()
+            .map(|email| email.row(EmailState::Pending, email.at))
+            .collect(),
+    };
+    // The key makes a second copy of an email impossible, should an event ever be applied
+    // twice; the checkpoint, locked in this transaction, is what keeps that from happening,
+    // so a handed email is always one this statement inserted.
+    tx.execute_rows(rows, |values| {
         format!(
             "INSERT INTO {OUTBOX} (position, recipient_id, organization_id, kind, subject, body, \
              at, state, attempts, next_attempt_at) {values} \
@@ -132,6 +202,83 @@ pub(super) async fn queue(tx: &mut Tx, emails: Vec<Vec<Param>>) -> Result<(), Er
         )
     })
     .await
+}
+
+/// Emails one committed transaction queued claimed until `until` for this process's
+/// sender. Their addresses are not read yet: the sender reads them at send time.
+#[derive(Debug)]
+pub struct HandedEmails {
+    pub emails: Vec<PendingEmail>,
+    pub until: DateTime<Utc>,
+}
+
+/// The projector's end of the way emails go straight to this process's sender, queued
+/// already claimed (docs/notifications.md, "Handed emails"). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EmailHandoff {
+    claim: chrono::Duration,
+    to_sender: mpsc::UnboundedSender<HandedEmails>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// The sender's end.
+#[derive(Debug)]
+pub struct EmailsHanded {
+    from_projector: mpsc::UnboundedReceiver<HandedEmails>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl EmailHandoff {
+    /// `claim`: how long a handed email stays the sender's, as long as a claim of its own
+    /// lasts. Once it lapses (the process died with the email in hand) any sender takes
+    /// the email from the outbox.
+    pub fn new(claim: std::time::Duration) -> (EmailHandoff, EmailsHanded) {
+        let (to_sender, from_projector) = mpsc::unbounded_channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let claim = chrono::Duration::from_std(claim).unwrap_or(chrono::Duration::MAX);
+        (
+            EmailHandoff {
+                claim,
+                to_sender,
+                waiting: waiting.clone(),
+            },
+            EmailsHanded {
+                from_projector,
+                waiting,
+            },
+        )
+    }
+
+    /// Whether a sender is there to take more emails, and not too far behind.
+    fn takes_more(&self) -> bool {
+        !self.to_sender.is_closed() && self.waiting.load(Ordering::SeqCst) < MOST_HANDED
+    }
+
+    fn hand(&self, handed: HandedEmails) {
+        let count = handed.emails.len();
+        self.waiting.fetch_add(count, Ordering::SeqCst);
+        if self.to_sender.send(handed).is_err() {
+            // The sender stopped after the emails were queued: they are sent by whichever
+            // sender finds them once their claim lapses.
+            self.waiting.fetch_sub(count, Ordering::SeqCst);
+        }
+    }
+}
+
+impl EmailsHanded {
+    /// The next emails handed over; `None` once the projector has stopped.
+    pub async fn recv(&mut self) -> Option<HandedEmails> {
+        let handed = self.from_projector.recv().await?;
+        self.waiting.fetch_sub(handed.emails.len(), Ordering::SeqCst);
+        Some(handed)
+    }
+
+    /// Emails handed over and not taken yet, without waiting.
+    pub fn try_recv(&mut self) -> Option<HandedEmails> {
+        let handed = self.from_projector.try_recv().ok()?;
+        self.waiting.fetch_sub(handed.emails.len(), Ordering::SeqCst);
+        Some(handed)
+    }
 }
 
 impl Outbox {
@@ -169,6 +316,39 @@ impl Outbox {
             },
         )
         .await
+    }
+
+    /// The names and addresses the people directory has now for `emails`' recipients,
+    /// filled in.
+    pub async fn address(&self, mut emails: Vec<PendingEmail>) -> Result<Vec<PendingEmail>, Error> {
+        let mut recipients: Vec<&str> = emails.iter().map(|email| email.recipient.as_str()).collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        let keys = recipients
+            .into_iter()
+            .map(|recipient| vec![Param::from(recipient)])
+            .collect();
+        let found: HashMap<String, (Option<String>, Option<String>)> = fetch_keyed(
+                &self.database,
+                keys,
+                |recipients| {
+                    format!(
+                        "SELECT person_id, display_name, email FROM people \
+                          WHERE person_id IN ({recipients})"
+                    )
+                },
+                |row| Ok((row.text(0)?, (row.opt_text(1)?, row.opt_text(2)?))),
+            )
+            .await?
+            .into_iter()
+            .collect();
+        for email in &mut emails {
+            if let Some((display_name, address)) = found.get(email.recipient.as_str()) {
+                email.display_name = display_name.clone();
+                email.email = address.clone();
+            }
+        }
+        Ok(emails)
     }
 
     /// When the next email falls due (a retry, or a lapsing claim); `None` when nothing

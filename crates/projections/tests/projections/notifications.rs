@@ -1,11 +1,12 @@
 //! The notifications view: who is told what, once, whatever crashes.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use access_domain::roles::Role;
 use access_domain::OrganizationCommand;
 use access_projections::{
-    rebuild, Error, FailPoint, Outbox, Projector, ProjectorOptions, View, Views,
+    rebuild, EmailHandoff, Error, FailPoint, Outbox, Projector, ProjectorOptions, View, Views,
 };
 use access_store::Database;
 use chrono::Utc;
@@ -275,5 +276,75 @@ async fn the_notifications_view_is_never_rebuilt_from_the_events() {
             "{}: {refused:?}",
             h.label
         );
+    }
+}
+
+/// Alice's first Security Official request and Bob's staff request, applied by a projector
+/// that hands its emails over through `handoff`.
+async fn two_requests_told_through(h: &Harness, handoff: EmailHandoff) {
+    let projector = Projector::start(
+        h.database.clone(),
+        ProjectorOptions {
+            email_handoff: Some(handoff),
+            ..options()
+        },
+    );
+    let practice = ORGANIZATIONS[0];
+    h.run(
+        practice,
+        request(practice, "alice", Role::SecurityOfficial, Some(GOOD_TIN)),
+    )
+    .await;
+    h.run(practice, request(practice, "bob", Role::StaffUser, None))
+        .await;
+    h.caught_up(&projector).await;
+    projector.shutdown().await;
+}
+
+#[tokio::test]
+async fn emails_are_queued_claimed_for_the_sender_they_are_handed_to_once_their_batch_commits() {
+    for h in harnesses().await {
+        let claim = Duration::from_secs(300);
+        let (handoff, mut handed) = EmailHandoff::new(claim);
+        let before = Utc::now();
+        two_requests_told_through(&h, handoff).await;
+
+        let mut emails = BTreeSet::new();
+        while let Some(batch) = handed.try_recv() {
+            assert!(batch.until >= before + claim, "{}", h.label);
+            for email in batch.emails {
+                assert!(email.email.is_none(), "{}: addresses are read at send time", h.label);
+                emails.insert((email.position, email.recipient.to_string(), email.kind));
+            }
+        }
+        let (on_screen, queued) = told(&h, &["alice", "bob"]).await;
+        assert_eq!(on_screen.len(), 3, "{}", h.label);
+        assert_eq!(emails, on_screen, "{}: one email handed per notification", h.label);
+        // Claimed: no sender takes them from the outbox before the claim lapses.
+        let due_now = Outbox::new(h.database.clone())
+            .due(Utc::now(), 100)
+            .await
+            .unwrap();
+        assert!(due_now.is_empty(), "{}: {due_now:?}", h.label);
+        assert_eq!(queued, on_screen, "{}: due once the claim lapses", h.label);
+    }
+}
+
+#[tokio::test]
+async fn with_no_sender_to_hand_them_to_emails_are_queued_due_at_once_for_any_sender() {
+    for h in harnesses().await {
+        let (handoff, handed) = EmailHandoff::new(Duration::from_secs(300));
+        drop(handed);
+        two_requests_told_through(&h, handoff).await;
+
+        let due_now: BTreeSet<(i64, String, String)> = Outbox::new(h.database.clone())
+            .due(Utc::now(), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|email| (email.position, email.recipient.to_string(), email.kind))
+            .collect();
+        let (on_screen, _) = told(&h, &["alice", "bob"]).await;
+        assert_eq!(due_now, on_screen, "{}", h.label);
     }
 }
