@@ -65,25 +65,30 @@ pub(crate) async fn mark_read(
 }
 
 /// Records the name and address the caller's token gives, before their mutation runs, so
-/// that the emails it causes reach the address the identity provider vouches for now. A
-/// failure is logged and the mutation goes on: its emails would be undeliverable, the
-/// command is not at stake.
-pub(crate) async fn remember(service: &AccessService, identity: &Identity) {
+/// that the emails it causes reach the address the identity provider vouches for now. The
+/// row is handed over, not waited for: it is committed with the mutation's events, or
+/// before them (docs/notifications.md). A failure is logged and the mutation goes on: its
+/// emails would be undeliverable, the command is not at stake.
+pub(crate) fn remember(service: &AccessService, identity: &Identity) {
     if !service.recently_remembered().needs_recording(identity) {
         return;
     }
-    let remembered = service
-        .people()
-        .remember(
-            &identity.person,
-            identity.display_name.as_deref(),
-            identity.email.as_deref(),
-        )
-        .await;
-    if let Err(error) = remembered {
-        service.recently_remembered().forget(&identity.person);
-        tracing::warn!(%error, "could not record the caller's name and email for notifications");
-    }
+    let recorded = service.people().record(
+        &identity.person,
+        identity.display_name.as_deref(),
+        identity.email.as_deref(),
+    );
+    let (service, person) = (service.clone(), identity.person.clone());
+    tokio::spawn(async move {
+        let committed = match recorded {
+            Ok(recorded) => recorded.committed().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = committed {
+            service.recently_remembered().forget(&person);
+            tracing::warn!(%error, "could not record the caller's name and email for notifications");
+        }
+    });
 }
 
 /// Whose name and address this process recorded lately, so a burst of mutations by one

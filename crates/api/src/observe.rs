@@ -267,7 +267,7 @@ impl Operation {
         if let Some(refusal) = refused {
             return Err(refusal);
         }
-        crate::notifications::remember(service, identity).await;
+        crate::notifications::remember(service, identity);
         Ok(())
     }
 

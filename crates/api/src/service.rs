@@ -132,7 +132,7 @@ impl AccessService {
             .appending_through(projector.append_queue());
         let appended = projector.appended();
         organizations.rely_on_reports();
-        let people = People::new(database.clone());
+        let people = projector.people();
         let service = Self {
             inner: Arc::new(Inner {
                 organizations,

@@ -19,6 +19,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::Error;
 use crate::events::{subject, Batch, Envelope};
+use crate::notifications::{people, Recording};
 use crate::projector::Shared;
 use crate::sql::Tx;
 use crate::view::{apply_batch, Target, View};
@@ -39,7 +40,16 @@ const TAKE_APPEND_LOCK: &str = "SELECT pg_advisory_xact_lock(1094927699, 1);";
 /// own; on SQLite it writes through the one writing connection (ADR 09), which it holds
 /// for a group's transaction only. Should the runtime fail to start, the queue closes and
 /// each store appends by itself.
-pub(crate) fn start(shared: std::sync::Arc<Shared>) -> (AppendQueue, tokio::task::JoinHandle<()>) {
+///
+/// The callers' rows of the people directory (`contacts`, see [`Projector::people`]) are
+/// written in the groups too, so that a caller's row is committed with their command's
+/// events, or before: a command no longer waits for a commit of its own for it first.
+///
+/// [`Projector::people`]: crate::Projector::people
+pub(crate) fn start(
+    shared: std::sync::Arc<Shared>,
+    contacts: UnboundedReceiver<Recording>,
+) -> (AppendQueue, tokio::task::JoinHandle<()>) {
     let (queue, pending) = AppendQueue::new();
     // A pool of one connection, made on the appends' own runtime, for PostgreSQL.
     let postgres = match shared.database.pool() {
@@ -68,7 +78,7 @@ pub(crate) fn start(shared: std::sync::Arc<Shared>) -> (AppendQueue, tokio::task
                 Some((options, connect)) => Writer::Postgres(options.connect_lazy_with(connect)),
                 None => Writer::Sqlite,
             };
-            append_in_groups(shared, writer, pending).await
+            append_in_groups(shared, writer, pending, contacts).await
         })
     });
     (queue, task)
@@ -88,15 +98,21 @@ async fn append_in_groups(
     shared: std::sync::Arc<Shared>,
     writer: Writer,
     mut pending: UnboundedReceiver<PendingAppend>,
+    mut contacts: UnboundedReceiver<Recording>,
 ) {
     let mut stop = shared.stop.subscribe();
     loop {
-        let first = tokio::select! {
+        let (mut group, mut events, mut recordings) = (Vec::new(), 0, Vec::new());
+        tokio::select! {
             biased;
             next = pending.recv() => match next {
-                Some(first) => first,
+                Some(first) => {
+                    events = first.events.len();
+                    group.push(first);
+                }
                 None => return,
             },
+            Some(contact) = contacts.recv() => recordings.push(contact),
             // Appends sent from now on are made by their stores themselves; those
             // already queued are still written.
             _ = stop.wait_for(|stop| *stop) => {
@@ -104,8 +120,6 @@ async fn append_in_groups(
                 continue;
             }
         };
-        let mut events = first.events.len();
-        let mut group = vec![first];
         while events < GROUP_EVENTS {
             match pending.try_recv() {
                 Ok(next) => {
@@ -115,7 +129,19 @@ async fn append_in_groups(
                 Err(_) => break,
             }
         }
-        match write(&shared, &writer, &group).await {
+        // After the appends: a caller's row is handed over before their command's events
+        // are queued, so every row whose events are in this group is taken here.
+        while let Ok(contact) = contacts.try_recv() {
+            recordings.push(contact);
+        }
+        if group.is_empty() {
+            let written = write_people(&shared, &writer, &recordings).await;
+            people::answer(recordings, written.as_ref().map(drop));
+            continue;
+        }
+        let written = write(&shared, &writer, &group, &recordings).await;
+        people::answer(recordings, written.as_ref().map(drop));
+        match written {
             Ok(outcomes) => {
                 for (append, outcome) in group.into_iter().zip(outcomes) {
                     append.answer(outcome);
@@ -154,6 +180,7 @@ async fn write(
     shared: &Shared,
     writer: &Writer,
     group: &[PendingAppend],
+    recordings: &[Recording],
 ) -> Result<Vec<Result<AppendedAt, PersistenceError>>, Error> {
     // The lock is taken before the checkpoints and the head are read: until the commit,
     // no other appender can add to the log, so both stay what this transaction reads.
@@ -249,6 +276,8 @@ async fn write(
         }
         _ => None,
     };
+    // Last, so that on PostgreSQL the rows go in the commit's round trip.
+    people::write_in(&mut tx, recordings).await?;
     let projected = applied.as_ref().map(|(_, batch)| batch.through);
     if let Some(through) = projected {
         shared
@@ -295,6 +324,16 @@ async fn write(
             })
         })
         .collect())
+}
+
+/// Callers' rows that came with no command to append, in a transaction of their own.
+async fn write_people(shared: &Shared, writer: &Writer, recordings: &[Recording]) -> Result<(), Error> {
+    let mut tx = match writer {
+        Writer::Postgres(pool) => Tx::begin_postgres(pool, "").await?,
+        Writer::Sqlite => Tx::begin(&shared.database).await?,
+    };
+    people::write_in(&mut tx, recordings).await?;
+    tx.commit().await
 }
 
 fn leads_every_view(shared: &Shared) -> bool {

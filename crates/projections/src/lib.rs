@@ -87,7 +87,7 @@ pub use error::Error;
 pub use feed::RequestChange;
 pub use notifications::{
     EmailHandoff, EmailState, EmailsHanded, ErasedContact, HandedEmails, Notification,
-    OrganizationNames, Outbox, Outcome, PendingEmail, People, UndeliveredEmail,
+    OrganizationNames, Outbox, Outcome, PendingEmail, People, Recorded, UndeliveredEmail,
 };
 #[cfg(feature = "fail-points")]
 pub use projector::FailPoint;

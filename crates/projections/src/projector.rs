@@ -10,6 +10,7 @@ use access_domain::identifiers::OrganizationId;
 use access_store::{AppendQueue, Database, Pool};
 use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use sqlx::Connection;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
@@ -17,7 +18,7 @@ use tokio::time::{sleep, Instant};
 use crate::error::Error;
 use crate::events::{read_batch, subject, Batch};
 use crate::feed::RequestChange;
-use crate::notifications::{EmailHandoff, OrganizationNames};
+use crate::notifications::{EmailHandoff, OrganizationNames, People, Recording};
 use crate::read::Views;
 use crate::remembered::Remembered;
 use crate::sql::Tx;
@@ -100,6 +101,8 @@ pub struct Projector {
     shared: Arc<Shared>,
     /// Where this process's appends go to be written in groups.
     appends: AppendQueue,
+    /// Where callers' rows of the people directory go to be written with those groups.
+    contacts: UnboundedSender<Recording>,
 }
 
 pub(crate) struct Shared {
@@ -161,7 +164,8 @@ impl Projector {
         if let Pool::Postgres(pool) = shared.database.pool() {
             tasks.push(tokio::spawn(listen(shared.clone(), pool.clone())));
         }
-        let (appends, task) = crate::grouped::start(shared.clone());
+        let (contacts, contacts_waiting) = unbounded_channel();
+        let (appends, task) = crate::grouped::start(shared.clone(), contacts_waiting);
         tasks.push(task);
         for view in View::ALL {
             tasks.push(tokio::spawn(run(shared.clone(), view)));
@@ -171,7 +175,18 @@ impl Projector {
             .tasks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = tasks;
-        Projector { shared, appends }
+        Projector {
+            shared,
+            appends,
+            contacts,
+        }
+    }
+
+    /// The people directory whose rows are written with the appends' groups: a caller's
+    /// row handed to it before their command is committed with the command's events, or
+    /// earlier (docs/notifications.md).
+    pub fn people(&self) -> People {
+        People::written_by(self.shared.database.clone(), self.contacts.clone())
     }
 
     /// The queue through which a store's appends are written in groups, with the views

@@ -8,7 +8,7 @@
 //! The view is never rebuilt: read marks and delivery states are not in the events.
 
 mod outbox;
-mod people;
+pub(crate) mod people;
 mod templates;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -30,7 +30,8 @@ pub use outbox::{
     EmailHandoff, EmailState, EmailsHanded, HandedEmails, Outbox, Outcome, PendingEmail,
     UndeliveredEmail,
 };
-pub use people::{ErasedContact, People};
+pub(crate) use people::Recording;
+pub use people::{ErasedContact, People, Recorded};
 
 pub(crate) const SECURITY_OFFICIALS: &str = "notification_security_officials";
 pub(crate) const NOTIFICATIONS: &str = "notifications";

@@ -29,12 +29,13 @@ pub struct ErasedContact {
 #[derive(Clone, Debug)]
 pub struct People {
     database: Database,
-    /// Where [`People::remember`]'s rows wait for the next batch.
+    /// Where [`People::record`]'s rows wait for the next batch: of this directory's own
+    /// writer, or of the appends' groups ([`Projector::people`](crate::Projector::people)).
     waiting: mpsc::UnboundedSender<Recording>,
 }
 
 /// One caller's name and address as given, and where to say they are committed.
-struct Recording {
+pub(crate) struct Recording {
     person: String,
     display_name: Option<String>,
     email: Option<String>,
@@ -42,8 +43,19 @@ struct Recording {
     committed: oneshot::Sender<Result<(), Error>>,
 }
 
+/// A row [`People::record`] handed over, until it is committed.
+#[derive(Debug)]
+pub struct Recorded(oneshot::Receiver<Result<(), Error>>);
+
+impl Recorded {
+    /// Returns once the row is committed.
+    pub async fn committed(self) -> Result<(), Error> {
+        self.0.await.unwrap_or(Err(Error::DirectoryStopped))
+    }
+}
+
 impl People {
-    /// Call inside a Tokio runtime: a task writes what [`remember`](Self::remember) is
+    /// Call inside a Tokio runtime: a task writes what [`record`](Self::record) is
     /// given, until the last clone is dropped.
     pub fn new(database: Database) -> Self {
         let (waiting, batches) = mpsc::unbounded_channel();
@@ -54,19 +66,24 @@ impl People {
         People { database, waiting }
     }
 
-    /// Records the person's name and address as a token states them now (absent claims
-    /// clear the old values: the identity provider is the authority), and returns once
-    /// they are committed. A row that already says the same is left alone.
+    /// A directory whose rows are written by whoever takes them from `waiting`.
+    pub(crate) fn written_by(database: Database, waiting: mpsc::UnboundedSender<Recording>) -> Self {
+        People { database, waiting }
+    }
+
+    /// Hands over the person's name and address as a token states them now (absent
+    /// claims clear the old values: the identity provider is the authority), to be
+    /// committed with the next batch. A row that already says the same is left alone.
     ///
     /// The rows given while a batch is being written go together in the next one: under
     /// load a mutation by someone new wrote a transaction of its own here, one flush for
     /// about every second command (docs/performance.md, "The people directory").
-    pub async fn remember(
+    pub fn record(
         &self,
         person: &PersonId,
         display_name: Option<&str>,
         email: Option<&str>,
-    ) -> Result<(), Error> {
+    ) -> Result<Recorded, Error> {
         let (committed, answer) = oneshot::channel();
         let recording = Recording {
             person: person.as_str().to_owned(),
@@ -75,10 +92,20 @@ impl People {
             at: Utc::now(),
             committed,
         };
-        if self.waiting.send(recording).is_err() {
-            return Err(Error::DirectoryStopped);
-        }
-        answer.await.unwrap_or(Err(Error::DirectoryStopped))
+        self.waiting
+            .send(recording)
+            .map_err(|_| Error::DirectoryStopped)?;
+        Ok(Recorded(answer))
+    }
+
+    /// [`People::record`], returning once the row is committed.
+    pub async fn remember(
+        &self,
+        person: &PersonId,
+        display_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<(), Error> {
+        self.record(person, display_name, email)?.committed().await
     }
 
     /// Erases the person's name and address: their directory row and the SMTP servers'
@@ -118,49 +145,54 @@ const ERASED_ERROR: &str = "(erased with the recipient's contact details)";
 async fn record_in_batches(writes: LoneWrites, mut batches: mpsc::UnboundedReceiver<Recording>) {
     let mut batch = Vec::new();
     while batches.recv_many(&mut batch, BATCH_ROWS).await > 0 {
-        // One row per person, the latest: a statement may change a row once only.
-        let mut latest = HashMap::with_capacity(batch.len());
-        for recording in &batch {
-            latest.insert(recording.person.as_str(), recording);
-        }
-        let rows = latest
-            .into_values()
-            .map(|recording| {
-                vec![
-                    recording.person.as_str().into(),
-                    recording.display_name.as_deref().into(),
-                    recording.email.as_deref().into(),
-                    recording.at.into(),
-                ]
-            })
-            .collect();
-        match record(&writes, rows).await {
-            Ok(()) => {
-                for recording in batch.drain(..) {
-                    let _ = recording.committed.send(Ok(()));
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, people = batch.len(), "recording callers' names and emails failed");
-                for recording in batch.drain(..) {
-                    let _ = recording.committed.send(Err(Error::DirectoryBatchFailed));
-                }
-            }
-        }
+        let recorded = writes.execute_rows(latest_rows(&batch), upsert).await;
+        answer(std::mem::take(&mut batch), recorded.as_ref().map(drop));
     }
 }
 
-async fn record(writes: &LoneWrites, rows: Vec<Vec<Param>>) -> Result<(), Error> {
-    writes
-        .execute_rows(rows, |rows| {
-            format!(
-                "INSERT INTO people (person_id, display_name, email, updated_at) {rows} \
-                 ON CONFLICT (person_id) DO UPDATE \
-                    SET display_name = excluded.display_name, email = excluded.email, \
-                        updated_at = excluded.updated_at \
-                  WHERE people.display_name IS DISTINCT FROM excluded.display_name \
-                     OR people.email IS DISTINCT FROM excluded.email"
-            )
+/// Writes `batch` in `tx`: the appends' groups commit their callers' rows with their
+/// events.
+pub(crate) async fn write_in(tx: &mut Tx, batch: &[Recording]) -> Result<(), Error> {
+    tx.execute_rows(latest_rows(batch), upsert).await
+}
+
+/// Tells each caller of `batch` whether their row is committed.
+pub(crate) fn answer(batch: Vec<Recording>, outcome: Result<(), &Error>) {
+    if let Err(error) = outcome {
+        tracing::warn!(%error, people = batch.len(), "recording callers' names and emails failed");
+    }
+    for recording in batch {
+        let answer = outcome.map_err(|_| Error::DirectoryBatchFailed);
+        let _ = recording.committed.send(answer);
+    }
+}
+
+/// One row per person, the latest: a statement may change a row once only.
+fn latest_rows(batch: &[Recording]) -> Vec<Vec<Param>> {
+    let mut latest = HashMap::with_capacity(batch.len());
+    for recording in batch {
+        latest.insert(recording.person.as_str(), recording);
+    }
+    latest
+        .into_values()
+        .map(|recording| {
+            vec![
+                recording.person.as_str().into(),
+                recording.display_name.as_deref().into(),
+                recording.email.as_deref().into(),
+                recording.at.into(),
+            ]
         })
-        .await
+        .collect()
+}
+
+fn upsert(rows: &str) -> String {
+    format!(
+        "INSERT INTO people (person_id, display_name, email, updated_at) {rows} \
+         ON CONFLICT (person_id) DO UPDATE \
+            SET display_name = excluded.display_name, email = excluded.email, \
+                updated_at = excluded.updated_at \
+          WHERE people.display_name IS DISTINCT FROM excluded.display_name \
+             OR people.email IS DISTINCT FROM excluded.email"
+    )
 }

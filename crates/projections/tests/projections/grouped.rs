@@ -12,8 +12,10 @@ use cqrs_es::DomainEvent;
 use tokio::task::JoinSet;
 
 use crate::common::{
-    eventually, harnesses, request, Harness, Proofs, Tickets, GOOD_TIN, ORGANIZATIONS,
+    eventually, harnesses, person, request, Harness, Proofs, Tickets, GOOD_TIN, ORGANIZATIONS,
+    WAIT,
 };
+use crate::people::directory;
 
 /// A store of its own (another cache, as in another process), appending through the
 /// projector's queue.
@@ -305,6 +307,62 @@ async fn the_request_feed_tells_every_event_of_grouped_appends_once_and_in_the_l
         assert_eq!(heard, stored, "each event told once, in the log's order");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert!(told.try_recv().is_err(), "nothing told twice");
+        projector.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_callers_directory_row_handed_over_before_their_command_is_committed_no_later_than_it() {
+    for (h, projector, store) in grouped_harnesses().await {
+        let practice = ORGANIZATIONS[0];
+        ask_to_be_security_official(&store, practice, "alice").await;
+        let store = Arc::new(store);
+        // Many at once, so that rows and commands reach the appender while it writes a
+        // group, as under load: each row must go with its command's group or an earlier one.
+        let mut callers = JoinSet::new();
+        for n in 0..40 {
+            let (people, store, database) = (projector.people(), store.clone(), h.database.clone());
+            callers.spawn(async move {
+                let name = format!("caller-{n}");
+                let email = format!("{name}@example.org");
+                let recorded = people
+                    .record(&person(&name), Some(&name), Some(&email))
+                    .unwrap();
+                let command = request(practice, &name, Role::StaffUser, None);
+                store
+                    .execute(practice, command, HashMap::new(), |_, _| ())
+                    .await
+                    .unwrap();
+                // The command answered: its row is there without waiting for the row's
+                // own answer.
+                let found = directory(&database).await.contains_key(&name);
+                recorded.committed().await.unwrap();
+                (name, found)
+            });
+        }
+        while let Some(caller) = callers.join_next().await {
+            let (name, found) = caller.unwrap();
+            assert!(found, "{}: {name}'s row came after their command", h.label);
+        }
+        projector.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_callers_directory_row_with_no_command_after_it_is_committed_by_itself() {
+    for (h, projector, _) in grouped_harnesses().await {
+        let recorded = projector
+            .people()
+            .record(&person("bob"), Some("Bob"), None)
+            .unwrap();
+        let committed = tokio::time::timeout(WAIT, recorded.committed()).await;
+        assert!(matches!(committed, Ok(Ok(()))), "{}: {committed:?}", h.label);
+        assert_eq!(
+            directory(&h.database).await.get("bob"),
+            Some(&(Some("Bob".to_string()), None)),
+            "{}",
+            h.label
+        );
         projector.shutdown().await;
     }
 }

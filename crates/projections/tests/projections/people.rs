@@ -8,7 +8,7 @@ use access_store::Pool;
 use crate::common::{harnesses, person};
 
 /// Every directory row: person → (display name, email).
-async fn directory(
+pub(crate) async fn directory(
     database: &access_store::Database,
 ) -> BTreeMap<String, (Option<String>, Option<String>)> {
     let sql = "SELECT person_id, display_name, email FROM people";
