@@ -327,7 +327,11 @@ async fn write(
 }
 
 /// Callers' rows that came with no command to append, in a transaction of their own.
-async fn write_people(shared: &Shared, writer: &Writer, recordings: &[Recording]) -> Result<(), Error> {
+async fn write_people(
+    shared: &Shared,
+    writer: &Writer,
+    recordings: &[Recording],
+) -> Result<(), Error> {
     let mut tx = match writer {
         Writer::Postgres(pool) => Tx::begin_postgres(pool, "").await?,
         Writer::Sqlite => Tx::begin(&shared.database).await?,

@@ -20,8 +20,7 @@ use tokio::sync::mpsc;
 use super::{templates::Message, OUTBOX};
 use crate::error::Error;
 use crate::sql::{
-    code, fetch, fetch_keyed, from_code, params, parse_id, parse_time, Cells, LoneWrites, Param,
-    Tx,
+    code, fetch, fetch_keyed, from_code, params, parse_id, parse_time, Cells, LoneWrites, Param, Tx,
 };
 
 /// The condition of the partial index `notification_outbox_due` (migration 1003), word
@@ -269,14 +268,16 @@ impl EmailsHanded {
     /// The next emails handed over; `None` once the projector has stopped.
     pub async fn recv(&mut self) -> Option<HandedEmails> {
         let handed = self.from_projector.recv().await?;
-        self.waiting.fetch_sub(handed.emails.len(), Ordering::SeqCst);
+        self.waiting
+            .fetch_sub(handed.emails.len(), Ordering::SeqCst);
         Some(handed)
     }
 
     /// Emails handed over and not taken yet, without waiting.
     pub fn try_recv(&mut self) -> Option<HandedEmails> {
         let handed = self.from_projector.try_recv().ok()?;
-        self.waiting.fetch_sub(handed.emails.len(), Ordering::SeqCst);
+        self.waiting
+            .fetch_sub(handed.emails.len(), Ordering::SeqCst);
         Some(handed)
     }
 }
@@ -321,7 +322,10 @@ impl Outbox {
     /// The names and addresses the people directory has now for `emails`' recipients,
     /// filled in.
     pub async fn address(&self, mut emails: Vec<PendingEmail>) -> Result<Vec<PendingEmail>, Error> {
-        let mut recipients: Vec<&str> = emails.iter().map(|email| email.recipient.as_str()).collect();
+        let mut recipients: Vec<&str> = emails
+            .iter()
+            .map(|email| email.recipient.as_str())
+            .collect();
         recipients.sort_unstable();
         recipients.dedup();
         let keys = recipients
@@ -329,19 +333,19 @@ impl Outbox {
             .map(|recipient| vec![Param::from(recipient)])
             .collect();
         let found: HashMap<String, (Option<String>, Option<String>)> = fetch_keyed(
-                &self.database,
-                keys,
-                |recipients| {
-                    format!(
-                        "SELECT person_id, display_name, email FROM people \
+            &self.database,
+            keys,
+            |recipients| {
+                format!(
+                    "SELECT person_id, display_name, email FROM people \
                           WHERE person_id IN ({recipients})"
-                    )
-                },
-                |row| Ok((row.text(0)?, (row.opt_text(1)?, row.opt_text(2)?))),
-            )
-            .await?
-            .into_iter()
-            .collect();
+                )
+            },
+            |row| Ok((row.text(0)?, (row.opt_text(1)?, row.opt_text(2)?))),
+        )
+        .await?
+        .into_iter()
+        .collect();
         for email in &mut emails {
             if let Some((display_name, address)) = found.get(email.recipient.as_str()) {
                 email.display_name = display_name.clone();

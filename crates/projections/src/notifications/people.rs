@@ -67,7 +67,10 @@ impl People {
     }
 
     /// A directory whose rows are written by whoever takes them from `waiting`.
-    pub(crate) fn written_by(database: Database, waiting: mpsc::UnboundedSender<Recording>) -> Self {
+    pub(crate) fn written_by(
+        database: Database,
+        waiting: mpsc::UnboundedSender<Recording>,
+    ) -> Self {
         People { database, waiting }
     }
 

@@ -313,13 +313,21 @@ async fn emails_are_queued_claimed_for_the_sender_they_are_handed_to_once_their_
         while let Some(batch) = handed.try_recv() {
             assert!(batch.until >= before + claim, "{}", h.label);
             for email in batch.emails {
-                assert!(email.email.is_none(), "{}: addresses are read at send time", h.label);
+                assert!(
+                    email.email.is_none(),
+                    "{}: addresses are read at send time",
+                    h.label
+                );
                 emails.insert((email.position, email.recipient.to_string(), email.kind));
             }
         }
         let (on_screen, queued) = told(&h, &["alice", "bob"]).await;
         assert_eq!(on_screen.len(), 3, "{}", h.label);
-        assert_eq!(emails, on_screen, "{}: one email handed per notification", h.label);
+        assert_eq!(
+            emails, on_screen,
+            "{}: one email handed per notification",
+            h.label
+        );
         // Claimed: no sender takes them from the outbox before the claim lapses.
         let due_now = Outbox::new(h.database.clone())
             .due(Utc::now(), 100)
