@@ -240,17 +240,7 @@ async fn a_projector_that_dies_before_its_commit_tells_nobody_twice_and_nobody_n
 #[tokio::test]
 async fn a_person_marks_only_their_own_notifications_read() {
     for h in harnesses().await {
-        let projector = h.projector();
-        let practice = ORGANIZATIONS[0];
-        h.run(
-            practice,
-            request(practice, "alice", Role::SecurityOfficial, Some(GOOD_TIN)),
-        )
-        .await;
-        h.run(practice, request(practice, "bob", Role::StaffUser, None))
-            .await;
-        h.caught_up(&projector).await;
-        projector.shutdown().await;
+        two_requests_told(&h, options()).await;
 
         let views = Views::new(h.database.clone());
         let (alice, bob) = (person("alice"), person("bob"));
@@ -280,15 +270,9 @@ async fn the_notifications_view_is_never_rebuilt_from_the_events() {
 }
 
 /// Alice's first Security Official request and Bob's staff request, applied by a projector
-/// that hands its emails over through `handoff`.
-async fn two_requests_told_through(h: &Harness, handoff: EmailHandoff) {
-    let projector = Projector::start(
-        h.database.clone(),
-        ProjectorOptions {
-            email_handoff: Some(handoff),
-            ..options()
-        },
-    );
+/// with `options`.
+async fn two_requests_told(h: &Harness, options: ProjectorOptions) {
+    let projector = Projector::start(h.database.clone(), options);
     let practice = ORGANIZATIONS[0];
     h.run(
         practice,
@@ -301,13 +285,20 @@ async fn two_requests_told_through(h: &Harness, handoff: EmailHandoff) {
     projector.shutdown().await;
 }
 
+fn handing_over(handoff: EmailHandoff) -> ProjectorOptions {
+    ProjectorOptions {
+        email_handoff: Some(handoff),
+        ..options()
+    }
+}
+
 #[tokio::test]
 async fn emails_are_queued_claimed_for_the_sender_they_are_handed_to_once_their_batch_commits() {
     for h in harnesses().await {
         let claim = Duration::from_secs(300);
         let (handoff, mut handed) = EmailHandoff::new(claim);
         let before = Utc::now();
-        two_requests_told_through(&h, handoff).await;
+        two_requests_told(&h, handing_over(handoff)).await;
 
         let mut emails = BTreeSet::new();
         while let Some(batch) = handed.try_recv() {
@@ -343,7 +334,7 @@ async fn with_no_sender_to_hand_them_to_emails_are_queued_due_at_once_for_any_se
     for h in harnesses().await {
         let (handoff, handed) = EmailHandoff::new(Duration::from_secs(300));
         drop(handed);
-        two_requests_told_through(&h, handoff).await;
+        two_requests_told(&h, handing_over(handoff)).await;
 
         let due_now: BTreeSet<(i64, String, String)> = Outbox::new(h.database.clone())
             .due(Utc::now(), 100)
