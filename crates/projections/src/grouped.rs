@@ -185,10 +185,7 @@ async fn write(
     // The lock is taken before the checkpoints and the head are read: until the commit,
     // no other appender can add to the log, so both stay what this transaction reads.
     // SQLite's `BEGIN IMMEDIATE` takes the database's write lock.
-    let mut tx = match writer {
-        Writer::Postgres(pool) => Tx::begin_postgres(pool, TAKE_APPEND_LOCK).await?,
-        Writer::Sqlite => Tx::begin(&shared.database).await?,
-    };
+    let mut tx = begin(shared, writer, TAKE_APPEND_LOCK).await?;
     let leading = leads_every_view(shared);
     let (inserted, behind) = match tx.postgres().await? {
         Some(connection) => {
@@ -332,12 +329,18 @@ async fn write_people(
     writer: &Writer,
     recordings: &[Recording],
 ) -> Result<(), Error> {
-    let mut tx = match writer {
-        Writer::Postgres(pool) => Tx::begin_postgres(pool, "").await?,
-        Writer::Sqlite => Tx::begin(&shared.database).await?,
-    };
+    let mut tx = begin(shared, writer, "").await?;
     people::write_in(&mut tx, recordings).await?;
     tx.commit().await
+}
+
+/// A transaction on the appends' connection; on PostgreSQL its `BEGIN` carries
+/// `postgres_then` (see [`Tx::begin_postgres`]).
+async fn begin(shared: &Shared, writer: &Writer, postgres_then: &str) -> Result<Tx, Error> {
+    match writer {
+        Writer::Postgres(pool) => Tx::begin_postgres(pool, postgres_then).await,
+        Writer::Sqlite => Tx::begin(&shared.database).await,
+    }
 }
 
 fn leads_every_view(shared: &Shared) -> bool {

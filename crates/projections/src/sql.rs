@@ -112,6 +112,17 @@ fn row_chunks(rows: Vec<Vec<Param>>) -> Vec<(String, Vec<Param>)> {
     chunks
 }
 
+/// `statement(rows)` for SQLite, with `rows` as `VALUES` lists: each statement's text
+/// and its values, as many statements as the parameter limit needs.
+fn values_statements(
+    rows: Vec<Vec<Param>>,
+    statement: impl Fn(&str) -> String,
+) -> impl Iterator<Item = (String, Vec<Param>)> {
+    row_chunks(rows)
+        .into_iter()
+        .map(move |(values, params)| (statement(&format!("VALUES {values}")), params))
+}
+
 /// One column of many rows, bound as one PostgreSQL array.
 enum ColumnArray {
     Int(Vec<Option<i64>>),
@@ -394,8 +405,7 @@ pub(crate) async fn fetch_keyed<T>(
         Pool::Postgres(pool) => fetch_unnested(pool, rows, statement, map).await,
         Pool::Sqlite(_) => {
             let mut found = Vec::new();
-            for (values, params) in row_chunks(rows) {
-                let sql = statement(&format!("VALUES {values}"));
+            for (sql, params) in values_statements(rows, statement) {
                 found.extend(fetch(database, &sql, &params, &map).await?);
             }
             Ok(found)
@@ -559,8 +569,7 @@ impl Tx {
             return found.iter().map(|row| map(row as &dyn Cells)).collect();
         }
         let mut found = Vec::new();
-        for (values, params) in row_chunks(rows) {
-            let sql = statement(&format!("VALUES {values}"));
+        for (sql, params) in values_statements(rows, statement) {
             found.extend(self.fetch(&sql, &params, &map).await?);
         }
         Ok(found)

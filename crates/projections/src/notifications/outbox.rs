@@ -110,10 +110,10 @@ const MOST_HANDED: usize = 10_000;
 
 /// One email a batch of events tells, until it is queued.
 pub(super) struct QueuedEmail {
-    pub(super) email: PendingEmail,
-    pub(super) organization: String,
+    email: PendingEmail,
+    organization: String,
     /// The event's time.
-    pub(super) at: DateTime<Utc>,
+    at: DateTime<Utc>,
 }
 
 impl QueuedEmail {
@@ -268,17 +268,20 @@ impl EmailsHanded {
     /// The next emails handed over; `None` once the projector has stopped.
     pub async fn recv(&mut self) -> Option<HandedEmails> {
         let handed = self.from_projector.recv().await?;
-        self.waiting
-            .fetch_sub(handed.emails.len(), Ordering::SeqCst);
-        Some(handed)
+        Some(self.taken(handed))
     }
 
     /// Emails handed over and not taken yet, without waiting.
     pub fn try_recv(&mut self) -> Option<HandedEmails> {
         let handed = self.from_projector.try_recv().ok()?;
+        Some(self.taken(handed))
+    }
+
+    /// `handed`, no longer counted as waiting.
+    fn taken(&self, handed: HandedEmails) -> HandedEmails {
         self.waiting
             .fetch_sub(handed.emails.len(), Ordering::SeqCst);
-        Some(handed)
+        handed
     }
 }
 
