@@ -104,3 +104,21 @@ where
     }
     (start.elapsed(), worst_lateness)
 }
+
+/// [`open_loop`] into a recorder of its own, printed as a table with the dispatcher's
+/// worst lateness (what the load tool adds to every latency it measures).
+pub async fn at_rate<F, Fut>(rate: f64, duration: Duration, op: F) -> (Recorder, Duration)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Sent> + Send + 'static,
+{
+    let recorder = Arc::new(Mutex::new(Recorder::new()));
+    let (elapsed, lateness) = open_loop(rate, duration, recorder.clone(), op).await;
+    let recorder = std::mem::take(&mut *recorder.lock().unwrap());
+    print!("{}", recorder.table(elapsed));
+    println!(
+        "  dispatcher's worst lateness {:.2} ms",
+        lateness.as_secs_f64() * 1000.0
+    );
+    (recorder, elapsed)
+}

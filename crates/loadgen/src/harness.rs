@@ -16,11 +16,11 @@ use crate::client::{
     REVOKE, TRIVIAL,
 };
 use crate::db::{self, Kind, TestDatabase};
-use crate::drive::{closed_loop, open_loop, Sent};
+use crate::drive::{at_rate, closed_loop, open_loop, Sent};
 use crate::history::{self, ManyOrganizations};
 use crate::process::{self, ServerProcess, SERVER_LOG_FILTER};
 use crate::reference::{self, Practice, Reference, Size};
-use crate::stats::{ms, Recorder};
+use crate::stats::{ms, OpStats, Recorder};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -75,6 +75,28 @@ impl Options {
     }
 }
 
+/// The HTTP baselines of a run: the trivial handler's rate in closed loop (the HTTP
+/// ceiling) and its p99 at `authorize`'s constant rate, what the load tool and the
+/// machine alone cost a request sent on a schedule.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpCeiling {
+    pub rate: f64,
+    pub p99_at_rate: Duration,
+}
+
+/// An open-loop figure: the p99, p50 and worst latency, the rate done and the errors.
+fn at_rate_figure(stats: &OpStats, elapsed: Duration) -> String {
+    let summary = stats.summary();
+    format!(
+        "{:.2} ms (p50 {:.2}, max {:.1}; {:.0} req/s done, {} errors)",
+        ms(summary.p99),
+        ms(summary.p50),
+        ms(summary.max),
+        stats.ok_count() as f64 / elapsed.as_secs_f64(),
+        stats.error_count()
+    )
+}
+
 /// One line of the summary table.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -101,6 +123,12 @@ impl Row {
     fn target(mut self, target: impl Into<String>, met: bool) -> Row {
         self.target = target.into();
         self.met = if met { "yes" } else { "**no**" }.into();
+        self
+    }
+
+    /// A baseline to read the figure by, with no ratio to it.
+    fn beside(mut self, baseline: impl Into<String>) -> Row {
+        self.baseline = baseline.into();
         self
     }
 
@@ -391,8 +419,8 @@ impl Harness {
     }
 
     /// The trivial axum server driven by the same client and clients: the
-    /// HTTP ceiling in req/s.
-    pub async fn http_ceiling(&self) -> Result<(f64, Vec<Row>), String> {
+    /// HTTP ceiling in req/s, then at `authorize`'s constant rate.
+    pub async fn http_ceiling(&self) -> Result<(HttpCeiling, Vec<Row>), String> {
         println!(
             "\n## baseline: trivial axum handler (HTTP ceiling), {} clients, {} s",
             self.options.clients, self.options.seconds
@@ -428,14 +456,37 @@ impl Harness {
         )
         .await;
         print!("{}", recorder.table(elapsed));
+        let at_rate_gql = gql.clone();
+        let (open, open_elapsed) = at_rate(self.options.rate, self.options.duration(), move |_| {
+            let gql = at_rate_gql.clone();
+            async move {
+                let result = gql.call(None, TRIVIAL, Value::Null).await;
+                ("trivial POST /graphql at a constant rate", result.err())
+            }
+        })
+        .await;
         let _ = server.stop(Duration::from_secs(5)).await;
         let rate = recorder.op("trivial POST /graphql").ok_count() as f64 / elapsed.as_secs_f64();
-        Ok((
+        let open = open.op("trivial POST /graphql at a constant rate");
+        let ceiling = HttpCeiling {
             rate,
-            vec![Row::new(
-                "baseline: trivial axum handler (HTTP ceiling)",
-                format!("{rate:.0} req/s"),
-            )],
+            p99_at_rate: open.summary().p99,
+        };
+        Ok((
+            ceiling,
+            vec![
+                Row::new(
+                    "baseline: trivial axum handler (HTTP ceiling)",
+                    format!("{rate:.0} req/s"),
+                ),
+                Row::new(
+                    format!(
+                        "baseline: trivial axum handler p99 at {:.0}/s (open loop)",
+                        self.options.rate
+                    ),
+                    at_rate_figure(&open, open_elapsed),
+                ),
+            ],
         ))
     }
 
@@ -636,7 +687,7 @@ impl Harness {
 
     // ---------------------------------------------------------------- (c) reads
 
-    pub async fn reads(&self, ceiling: Option<f64>) -> Result<Vec<Row>, String> {
+    pub async fn reads(&self, ceiling: Option<HttpCeiling>) -> Result<Vec<Row>, String> {
         let o = &self.options;
         println!(
             "\n## (c) reads: manageAccess and pendingRequests ({} clients, {} s each), authorize at {:.0}/s for {} s",
@@ -657,7 +708,7 @@ impl Harness {
     async fn reads_on(
         &self,
         deployment: &Deployment,
-        ceiling: Option<f64>,
+        ceiling: Option<HttpCeiling>,
     ) -> Result<Vec<Row>, String> {
         let o = &self.options;
         let gql = deployment.gql();
@@ -741,7 +792,7 @@ impl Harness {
                 format!("(c) {op} req/s ({} clients)", o.clients),
                 format!("{rate:.0} req/s, p99 {:.1} ms", ms(stats.summary().p99)),
             );
-            if let Some(ceiling) = ceiling {
+            if let Some(HttpCeiling { rate: ceiling, .. }) = ceiling {
                 let ratio = rate / ceiling;
                 row = row.against(format!("HTTP ceiling {ceiling:.0} req/s"), ratio);
                 if targeted {
@@ -755,9 +806,8 @@ impl Harness {
         }
         // authorize at a constant rate, timed from each request's scheduled send.
         let staff = Arc::new(seeded.staff.clone());
-        let recorder = Arc::new(Mutex::new(Recorder::new()));
         let op_gql = gql.clone();
-        let (elapsed, lateness) = open_loop(o.rate, o.duration(), recorder.clone(), move |i| {
+        let (recorder, elapsed) = at_rate(o.rate, o.duration(), move |i| {
             let (gql, staff) = (op_gql.clone(), staff.clone());
             async move {
                 let (bearer, org) = &staff[i as usize % staff.len()];
@@ -775,28 +825,23 @@ impl Harness {
             }
         })
         .await;
-        let recorder = std::mem::take(&mut *recorder.lock().unwrap());
-        print!("{}", recorder.table(elapsed));
         let stats = recorder.op("authorize");
         let summary = stats.summary();
-        println!("  dispatcher's worst lateness {:.2} ms", ms(lateness));
-        rows.push(
-            Row::new(
-                format!("(c) authorize p99 at {:.0}/s (open loop)", o.rate),
-                format!(
-                    "{:.2} ms (p50 {:.2}, max {:.1}; {:.0} req/s done, {} errors)",
-                    ms(summary.p99),
-                    ms(summary.p50),
-                    ms(summary.max),
-                    stats.ok_count() as f64 / elapsed.as_secs_f64(),
-                    stats.error_count()
-                ),
-            )
-            .target(
-                "≤ 1 ms",
-                summary.p99 <= Duration::from_millis(1) && stats.error_count() == 0,
-            ),
+        let mut row = Row::new(
+            format!("(c) authorize p99 at {:.0}/s (open loop)", o.rate),
+            at_rate_figure(&stats, elapsed),
+        )
+        .target(
+            "≤ 1 ms",
+            summary.p99 <= Duration::from_millis(1) && stats.error_count() == 0,
         );
+        if let Some(HttpCeiling { p99_at_rate, .. }) = ceiling {
+            row = row.beside(format!(
+                "trivial handler's p99 at that rate {:.2} ms",
+                ms(p99_at_rate)
+            ));
+        }
+        rows.push(row);
         Ok(rows)
     }
 

@@ -17,7 +17,8 @@ count, errors by code, ops/s and p50/p95/p99/max latency. Build first:
 workloads:
   all            everything below (SQLite spread included) plus the baselines,
                  then one markdown table: workload | figure | baseline | ratio | target | met
-  baselines      pgbench one-row INSERT (TPS) and the trivial axum handler (HTTP ceiling)
+  baselines      pgbench one-row INSERT (TPS) and the trivial axum handler (HTTP ceiling;
+                 its p99 at --rate, beside authorize's)
   spread         (a) first-SO requests, staff requests and approvals over many organizations
   hot            (b) one registry, thousands of users, one writer per Security Official (PostgreSQL)
   reads          (c) manageAccess, pendingRequests, authorize closed loop; authorize at a constant rate
@@ -146,9 +147,9 @@ async fn all(harness: &Harness) -> Vec<Row> {
         }
     };
     let ceiling = match harness.http_ceiling().await {
-        Ok((rate, more)) => {
+        Ok((ceiling, more)) => {
             rows.extend(more);
-            Some(rate)
+            Some(ceiling)
         }
         Err(error) => {
             rows.push(Row::failed_row("baseline: HTTP ceiling", &error));
