@@ -391,28 +391,6 @@ pub(crate) async fn fetch<T>(
     }
 }
 
-/// [`fetch`] of a read by many keys: `statement(rows)` as [`Tx::fetch_rows`] writes it.
-pub(crate) async fn fetch_keyed<T>(
-    database: &Database,
-    rows: Vec<Vec<Param>>,
-    statement: impl Fn(&str) -> String,
-    map: impl Fn(&dyn Cells) -> Result<T, Error>,
-) -> Result<Vec<T>, Error> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    match database.pool() {
-        Pool::Postgres(pool) => fetch_unnested(pool, rows, statement, map).await,
-        Pool::Sqlite(_) => {
-            let mut found = Vec::new();
-            for (sql, params) in values_statements(rows, statement) {
-                found.extend(fetch(database, &sql, &params, &map).await?);
-            }
-            Ok(found)
-        }
-    }
-}
-
 /// A write transaction on either database, with what is to be done once it has
 /// committed (nothing, if it never does).
 pub(crate) struct Tx {
@@ -615,7 +593,9 @@ fn keyed_plans(set: &str) -> String {
 /// as a view's transaction does; a transaction around the statement took three (`BEGIN`,
 /// the statement, `COMMIT`), each a wait on a busy machine (docs/performance.md, "Lone
 /// writes"). On SQLite it is a transaction on the writing connection, as the rows may
-/// take several statements there. Cheap to clone; the connection is made when first used.
+/// take several statements there. Reads by many keys outside any view's transaction go
+/// here too ([`LoneWrites::fetch_keyed`]). Cheap to clone; the connection is made when
+/// first used.
 #[derive(Clone, Debug)]
 pub(crate) struct LoneWrites {
     database: Database,
@@ -660,6 +640,32 @@ impl LoneWrites {
                 let mut tx = Tx::begin(&self.database).await?;
                 let found = tx.fetch_rows(rows, statement, map).await?;
                 tx.commit().await?;
+                Ok(found)
+            }
+        }
+    }
+
+    /// A read by many keys, `statement(rows)` as [`Tx::fetch_rows`] writes it. On
+    /// PostgreSQL it runs on this connection, planned by key as a view's statements are:
+    /// on a pool connection its plan, made once while the table was nearly empty, scanned
+    /// the whole table ever after (docs/performance.md, "Addresses read by key"). On
+    /// SQLite it is a plain read, outside the writing connection.
+    pub(crate) async fn fetch_keyed<T>(
+        &self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+        map: impl Fn(&dyn Cells) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.postgres {
+            Some(pool) => fetch_unnested(pool, rows, statement, map).await,
+            None => {
+                let mut found = Vec::new();
+                for (sql, params) in values_statements(rows, statement) {
+                    found.extend(fetch(&self.database, &sql, &params, &map).await?);
+                }
                 Ok(found)
             }
         }

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::{templates::Message, OUTBOX};
 use crate::error::Error;
 use crate::sql::{
-    code, fetch, fetch_keyed, from_code, params, parse_id, parse_time, Cells, LoneWrites, Param, Tx,
+    code, fetch, from_code, params, parse_id, parse_time, Cells, LoneWrites, Param, Tx,
 };
 
 /// The condition of the partial index `notification_outbox_due` (migration 1003), word
@@ -335,20 +335,21 @@ impl Outbox {
             .into_iter()
             .map(|recipient| vec![Param::from(recipient)])
             .collect();
-        let found: HashMap<String, (Option<String>, Option<String>)> = fetch_keyed(
-            &self.database,
-            keys,
-            |recipients| {
-                format!(
-                    "SELECT person_id, display_name, email FROM people \
+        let found: HashMap<String, (Option<String>, Option<String>)> = self
+            .writes
+            .fetch_keyed(
+                keys,
+                |recipients| {
+                    format!(
+                        "SELECT person_id, display_name, email FROM people \
                           WHERE person_id IN ({recipients})"
-                )
-            },
-            |row| Ok((row.text(0)?, (row.opt_text(1)?, row.opt_text(2)?))),
-        )
-        .await?
-        .into_iter()
-        .collect();
+                    )
+                },
+                |row| Ok((row.text(0)?, (row.opt_text(1)?, row.opt_text(2)?))),
+            )
+            .await?
+            .into_iter()
+            .collect();
         for email in &mut emails {
             if let Some((display_name, address)) = found.get(email.recipient.as_str()) {
                 email.display_name = display_name.clone();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use access_projections::People;
+use access_projections::{Outbox, PendingEmail, People};
 use access_store::Pool;
 
 use crate::common::{harnesses, person};
@@ -70,5 +70,76 @@ async fn callers_remembered_at_once_are_each_committed_before_their_answer_and_t
                 "one transaction for the callers who came at once"
             );
         }
+    }
+}
+
+/// The people table's sequential and index scans as PostgreSQL's statistics have them.
+async fn people_scans(pool: &sqlx::PgPool) -> (i64, i64) {
+    // A snapshot of the statistics lasts a transaction; each call sees the latest.
+    sqlx::query_as(
+        "SELECT seq_scan, COALESCE(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'people'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn addresses_are_read_by_key_even_when_the_directory_was_empty_at_the_first_reads() {
+    for h in harnesses().await {
+        let Pool::Postgres(pool) = h.database.pool() else {
+            continue;
+        };
+        let outbox = Outbox::new(h.database.clone());
+        let email = |recipient: &str| PendingEmail {
+            position: 1,
+            recipient: person(recipient),
+            kind: "ROLE_REQUESTED".into(),
+            subject: "subject".into(),
+            body: "body".into(),
+            display_name: None,
+            email: None,
+        };
+        // PostgreSQL keeps a generic plan after five executions of a statement on a
+        // connection; made while the directory is empty, a plan free to choose scans the
+        // whole table. Enough reads for every connection of a pool to make one.
+        for _ in 0..100 {
+            outbox.address(vec![email("nobody")]).await.unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO people (person_id, display_name, email, updated_at) \
+             SELECT 'person-' || n, 'Person ' || n, 'person-' || n || '@example.org', '' \
+               FROM generate_series(1, 5000) AS n",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        // A backend reports its statistics when idle, at most once a second (else ten
+        // seconds later): past that second, the read below is reported at once.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let before = people_scans(pool).await;
+
+        let addressed = outbox.address(vec![email("person-42")]).await.unwrap();
+
+        assert_eq!(
+            addressed[0].email.as_deref(),
+            Some("person-42@example.org"),
+            "{}",
+            h.label
+        );
+        let mut after = people_scans(pool).await;
+        for _ in 0..150 {
+            if after != before {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            after = people_scans(pool).await;
+        }
+        assert_ne!(after, before, "{}: the read was never reported", h.label);
+        assert_eq!(
+            after.0, before.0,
+            "{}: the address read scanned the whole directory",
+            h.label
+        );
     }
 }
