@@ -631,18 +631,7 @@ impl LoneWrites {
         statement: impl Fn(&str) -> String,
         map: impl Fn(&dyn Cells) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        match &self.postgres {
-            Some(pool) => fetch_unnested(pool, rows, statement, map).await,
-            None => {
-                let mut tx = Tx::begin(&self.database).await?;
-                let found = tx.fetch_rows(rows, statement, map).await?;
-                tx.commit().await?;
-                Ok(found)
-            }
-        }
+        self.run(rows, statement, map, OnSqlite::Write).await
     }
 
     /// A read by many keys, `statement(rows)` as [`Tx::fetch_rows`] writes it. On
@@ -656,12 +645,30 @@ impl LoneWrites {
         statement: impl Fn(&str) -> String,
         map: impl Fn(&dyn Cells) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
+        self.run(rows, statement, map, OnSqlite::Read).await
+    }
+
+    async fn run<T>(
+        &self,
+        rows: Vec<Vec<Param>>,
+        statement: impl Fn(&str) -> String,
+        map: impl Fn(&dyn Cells) -> Result<T, Error>,
+        on_sqlite: OnSqlite,
+    ) -> Result<Vec<T>, Error> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        match &self.postgres {
-            Some(pool) => fetch_unnested(pool, rows, statement, map).await,
-            None => {
+        if let Some(pool) = &self.postgres {
+            return fetch_unnested(pool, rows, statement, map).await;
+        }
+        match on_sqlite {
+            OnSqlite::Write => {
+                let mut tx = Tx::begin(&self.database).await?;
+                let found = tx.fetch_rows(rows, statement, map).await?;
+                tx.commit().await?;
+                Ok(found)
+            }
+            OnSqlite::Read => {
                 let mut found = Vec::new();
                 for (sql, params) in values_statements(rows, statement) {
                     found.extend(fetch(&self.database, &sql, &params, &map).await?);
@@ -679,6 +686,13 @@ impl LoneWrites {
     ) -> Result<(), Error> {
         self.fetch_rows(rows, statement, |_| Ok(())).await.map(drop)
     }
+}
+
+/// How [`LoneWrites`] runs a statement on SQLite: a write takes the writing connection,
+/// a read does not.
+enum OnSqlite {
+    Write,
+    Read,
 }
 
 /// An identifier read back from a view, parsed into its domain type.
