@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::stats::Recorder;
+use crate::stats::{ms, Recorder};
 
 /// Runs `client(index, deadline)` for every client concurrently; each runs its
 /// own loop until the deadline and hands back what it recorded. Answers the
@@ -116,9 +116,6 @@ where
     let (elapsed, lateness) = open_loop(rate, duration, recorder.clone(), op).await;
     let recorder = std::mem::take(&mut *recorder.lock().unwrap());
     print!("{}", recorder.table(elapsed));
-    println!(
-        "  dispatcher's worst lateness {:.2} ms",
-        lateness.as_secs_f64() * 1000.0
-    );
+    println!("  dispatcher's worst lateness {:.2} ms", ms(lateness));
     (recorder, elapsed)
 }

@@ -84,6 +84,9 @@ pub struct HttpCeiling {
     pub p99_at_rate: Duration,
 }
 
+/// The trivial handler's operation at `authorize`'s constant rate.
+const TRIVIAL_AT_RATE: &str = "trivial POST /graphql at a constant rate";
+
 /// An open-loop figure: the p99, p50 and worst latency, the rate done and the errors.
 fn at_rate_figure(stats: &OpStats, elapsed: Duration) -> String {
     let summary = stats.summary();
@@ -461,13 +464,13 @@ impl Harness {
             let gql = at_rate_gql.clone();
             async move {
                 let result = gql.call(None, TRIVIAL, Value::Null).await;
-                ("trivial POST /graphql at a constant rate", result.err())
+                (TRIVIAL_AT_RATE, result.err())
             }
         })
         .await;
         let _ = server.stop(Duration::from_secs(5)).await;
         let rate = recorder.op("trivial POST /graphql").ok_count() as f64 / elapsed.as_secs_f64();
-        let open = open.op("trivial POST /graphql at a constant rate");
+        let open = open.op(TRIVIAL_AT_RATE);
         let ceiling = HttpCeiling {
             rate,
             p99_at_rate: open.summary().p99,
