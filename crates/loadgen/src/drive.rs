@@ -105,17 +105,98 @@ where
     (start.elapsed(), worst_lateness)
 }
 
-/// [`open_loop`] into a recorder of its own, printed as a table with the dispatcher's
-/// worst lateness (what the load tool adds to every latency it measures).
-pub async fn at_rate<F, Fut>(rate: f64, duration: Duration, op: F) -> (Recorder, Duration)
+/// Two operations at the same constant `rate`, each for `duration` in all, sent in
+/// alternate turns of about `turn` (first, second, first, …), each printed as a table
+/// with the dispatcher's worst lateness (what the load tool adds to every latency it
+/// measures). Both see the same minutes of the machine, so the second's latencies say
+/// what the first's owe to the load tool and the machine rather than to the server.
+/// Answers each operation's recording and wall time, first then second.
+pub async fn at_rate_in_turns<F, FutF, G, FutG>(
+    rate: f64,
+    duration: Duration,
+    turn: Duration,
+    first: F,
+    second: G,
+) -> [(Recorder, Duration); 2]
 where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Sent> + Send + 'static,
+    F: Fn(u64) -> FutF + Send + Sync + 'static,
+    FutF: Future<Output = Sent> + Send + 'static,
+    G: Fn(u64) -> FutG + Send + Sync + 'static,
+    FutG: Future<Output = Sent> + Send + 'static,
 {
-    let recorder = Arc::new(Mutex::new(Recorder::new()));
-    let (elapsed, lateness) = open_loop(rate, duration, recorder.clone(), op).await;
-    let recorder = std::mem::take(&mut *recorder.lock().unwrap());
-    print!("{}", recorder.table(elapsed));
-    println!("  dispatcher's worst lateness {:.2} ms", ms(lateness));
-    (recorder, elapsed)
+    let recorders = [(); 2].map(|_| Arc::new(Mutex::new(Recorder::new())));
+    let (first, second) = (Arc::new(first), Arc::new(second));
+    let turns = (duration.as_secs_f64() / turn.as_secs_f64())
+        .ceil()
+        .max(1.0) as u32;
+    let turn = duration / turns;
+    let sent_per_turn = (rate * turn.as_secs_f64()).round() as u64;
+    let (mut elapsed, mut worst_lateness) = ([Duration::ZERO; 2], Duration::ZERO);
+    for number in 0..u64::from(turns) {
+        // Numbered on from the turns before, so that each operation goes on through its
+        // callers instead of starting over at every turn.
+        let offset = number * sent_per_turn;
+        let op = first.clone();
+        let (took, lateness) =
+            open_loop(rate, turn, recorders[0].clone(), move |i| op(offset + i)).await;
+        elapsed[0] += took;
+        worst_lateness = worst_lateness.max(lateness);
+        let op = second.clone();
+        let (took, lateness) =
+            open_loop(rate, turn, recorders[1].clone(), move |i| op(offset + i)).await;
+        elapsed[1] += took;
+        worst_lateness = worst_lateness.max(lateness);
+    }
+    let [first, second] = [0, 1].map(|index| {
+        let recorder = std::mem::take(&mut *recorders[index].lock().unwrap());
+        print!("{}", recorder.table(elapsed[index]));
+        (recorder, elapsed[index])
+    });
+    println!("  dispatcher's worst lateness {:.2} ms", ms(worst_lateness));
+    [first, second]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn turns_alternate_the_two_operations_each_sending_its_whole_share_numbered_on() {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (first_sent, second_sent) = (sent.clone(), sent.clone());
+        let [(first, _), (second, _)] = at_rate_in_turns(
+            200.0,
+            Duration::from_millis(200),
+            Duration::from_millis(50),
+            move |i| {
+                first_sent.lock().unwrap().push(("first", i));
+                async { ("first", None) }
+            },
+            move |i| {
+                second_sent.lock().unwrap().push(("second", i));
+                async { ("second", None) }
+            },
+        )
+        .await;
+        assert_eq!(first.op("first").ok_count(), 40);
+        assert_eq!(second.op("second").ok_count(), 40);
+        let sent = sent.lock().unwrap();
+        for (turn, requests) in sent.chunks(10).enumerate() {
+            let expected = if turn % 2 == 0 { "first" } else { "second" };
+            let mut numbers: Vec<u64> = requests
+                .iter()
+                .map(|(op, number)| {
+                    assert_eq!(*op, expected, "turn {turn}");
+                    *number
+                })
+                .collect();
+            numbers.sort_unstable();
+            let first_number = (turn as u64 / 2) * 10;
+            assert_eq!(
+                numbers,
+                (first_number..first_number + 10).collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(sent.len(), 80);
+    }
 }

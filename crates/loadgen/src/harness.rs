@@ -16,7 +16,7 @@ use crate::client::{
     REVOKE, TRIVIAL,
 };
 use crate::db::{self, Kind, TestDatabase};
-use crate::drive::{at_rate, closed_loop, open_loop, Sent};
+use crate::drive::{at_rate_in_turns, closed_loop, open_loop, Sent};
 use crate::history::{self, ManyOrganizations};
 use crate::process::{self, ServerProcess, SERVER_LOG_FILTER};
 use crate::reference::{self, Practice, Reference, Size};
@@ -75,17 +75,12 @@ impl Options {
     }
 }
 
-/// The HTTP baselines of a run: the trivial handler's rate in closed loop (the HTTP
-/// ceiling) and its p99 at `authorize`'s constant rate, what the load tool and the
-/// machine alone cost a request sent on a schedule.
-#[derive(Clone, Copy, Debug)]
-pub struct HttpCeiling {
-    pub rate: f64,
-    pub p99_at_rate: Duration,
-}
-
 /// The trivial handler's operation at `authorize`'s constant rate.
 const TRIVIAL_AT_RATE: &str = "trivial POST /graphql at a constant rate";
+
+/// How long `authorize` and the trivial handler each run at that rate before the other
+/// takes its turn.
+const AT_RATE_TURN: Duration = Duration::from_secs(1);
 
 /// An open-loop figure: the p99, p50 and worst latency, the rate done and the errors.
 fn at_rate_figure(stats: &OpStats, elapsed: Duration) -> String {
@@ -422,19 +417,13 @@ impl Harness {
     }
 
     /// The trivial axum server driven by the same client and clients: the
-    /// HTTP ceiling in req/s, then at `authorize`'s constant rate.
-    pub async fn http_ceiling(&self) -> Result<(HttpCeiling, Vec<Row>), String> {
+    /// HTTP ceiling in req/s.
+    pub async fn http_ceiling(&self) -> Result<(f64, Vec<Row>), String> {
         println!(
             "\n## baseline: trivial axum handler (HTTP ceiling), {} clients, {} s",
             self.options.clients, self.options.seconds
         );
-        let server = ServerProcess::start(
-            &self.exe,
-            &["trivial-server"],
-            &[("ACCESS_LISTEN", "127.0.0.1:0".to_string())],
-            Duration::from_secs(30),
-        )
-        .await?;
+        let server = self.trivial_server().await?;
         let gql = server.gql();
         let (recorder, elapsed) = closed_loop(
             self.options.clients,
@@ -459,38 +448,26 @@ impl Harness {
         )
         .await;
         print!("{}", recorder.table(elapsed));
-        let at_rate_gql = gql.clone();
-        let (open, open_elapsed) = at_rate(self.options.rate, self.options.duration(), move |_| {
-            let gql = at_rate_gql.clone();
-            async move {
-                let result = gql.call(None, TRIVIAL, Value::Null).await;
-                (TRIVIAL_AT_RATE, result.err())
-            }
-        })
-        .await;
         let _ = server.stop(Duration::from_secs(5)).await;
         let rate = recorder.op("trivial POST /graphql").ok_count() as f64 / elapsed.as_secs_f64();
-        let open = open.op(TRIVIAL_AT_RATE);
-        let ceiling = HttpCeiling {
-            rate,
-            p99_at_rate: open.summary().p99,
-        };
         Ok((
-            ceiling,
-            vec![
-                Row::new(
-                    "baseline: trivial axum handler (HTTP ceiling)",
-                    format!("{rate:.0} req/s"),
-                ),
-                Row::new(
-                    format!(
-                        "baseline: trivial axum handler p99 at {:.0}/s (open loop)",
-                        self.options.rate
-                    ),
-                    at_rate_figure(&open, open_elapsed),
-                ),
-            ],
+            rate,
+            vec![Row::new(
+                "baseline: trivial axum handler (HTTP ceiling)",
+                format!("{rate:.0} req/s"),
+            )],
         ))
+    }
+
+    /// `loadgen trivial-server` as a child process, on any free port.
+    async fn trivial_server(&self) -> Result<ServerProcess, String> {
+        ServerProcess::start(
+            &self.exe,
+            &["trivial-server"],
+            &[("ACCESS_LISTEN", "127.0.0.1:0".to_string())],
+            Duration::from_secs(30),
+        )
+        .await
     }
 
     // ---------------------------------------------------------------- (a) spread
@@ -690,10 +667,10 @@ impl Harness {
 
     // ---------------------------------------------------------------- (c) reads
 
-    pub async fn reads(&self, ceiling: Option<HttpCeiling>) -> Result<Vec<Row>, String> {
+    pub async fn reads(&self, ceiling: Option<f64>) -> Result<Vec<Row>, String> {
         let o = &self.options;
         println!(
-            "\n## (c) reads: manageAccess and pendingRequests ({} clients, {} s each), authorize at {:.0}/s for {} s",
+            "\n## (c) reads: manageAccess and pendingRequests ({} clients, {} s each), authorize at {:.0}/s for {} s in turns with the trivial handler",
             o.clients, o.seconds, o.rate, o.seconds
         );
         let deployment = self
@@ -711,7 +688,7 @@ impl Harness {
     async fn reads_on(
         &self,
         deployment: &Deployment,
-        ceiling: Option<HttpCeiling>,
+        ceiling: Option<f64>,
     ) -> Result<Vec<Row>, String> {
         let o = &self.options;
         let gql = deployment.gql();
@@ -795,7 +772,7 @@ impl Harness {
                 format!("(c) {op} req/s ({} clients)", o.clients),
                 format!("{rate:.0} req/s, p99 {:.1} ms", ms(stats.summary().p99)),
             );
-            if let Some(HttpCeiling { rate: ceiling, .. }) = ceiling {
+            if let Some(ceiling) = ceiling {
                 let ratio = rate / ceiling;
                 row = row.against(format!("HTTP ceiling {ceiling:.0} req/s"), ratio);
                 if targeted {
@@ -807,43 +784,66 @@ impl Harness {
                 rows.push(errors_row(&format!("(c) {op} errors"), &recorder, None));
             }
         }
-        // authorize at a constant rate, timed from each request's scheduled send.
+        // authorize at a constant rate, timed from each request's scheduled send, in
+        // turns with the trivial handler at the same rate: what the load tool and the
+        // machine cost any request in those same seconds.
+        let trivial = self.trivial_server().await?;
+        let trivial_gql = trivial.gql();
         let staff = Arc::new(seeded.staff.clone());
         let op_gql = gql.clone();
-        let (recorder, elapsed) = at_rate(o.rate, o.duration(), move |i| {
-            let (gql, staff) = (op_gql.clone(), staff.clone());
-            async move {
-                let (bearer, org) = &staff[i as usize % staff.len()];
-                let result = gql
-                    .call(Some(bearer), AUTHORIZE, json!({"org": org}))
-                    .await
-                    .and_then(|data| {
-                        if data["authorize"]["allowed"] == Value::Bool(true) {
-                            Ok(())
-                        } else {
-                            Err("UNEXPECTED_DENIED".to_string())
-                        }
-                    });
-                ("authorize", result.err())
-            }
-        })
+        let [(recorder, elapsed), (baseline, baseline_elapsed)] = at_rate_in_turns(
+            o.rate,
+            o.duration(),
+            AT_RATE_TURN,
+            move |i| {
+                let (gql, staff) = (op_gql.clone(), staff.clone());
+                async move {
+                    let (bearer, org) = &staff[i as usize % staff.len()];
+                    let result = gql
+                        .call(Some(bearer), AUTHORIZE, json!({"org": org}))
+                        .await
+                        .and_then(|data| {
+                            if data["authorize"]["allowed"] == Value::Bool(true) {
+                                Ok(())
+                            } else {
+                                Err("UNEXPECTED_DENIED".to_string())
+                            }
+                        });
+                    ("authorize", result.err())
+                }
+            },
+            move |_| {
+                let gql = trivial_gql.clone();
+                async move {
+                    let result = gql.call(None, TRIVIAL, Value::Null).await;
+                    (TRIVIAL_AT_RATE, result.err())
+                }
+            },
+        )
         .await;
+        let _ = trivial.stop(Duration::from_secs(5)).await;
+        let baseline = baseline.op(TRIVIAL_AT_RATE);
+        rows.push(Row::new(
+            format!(
+                "baseline: trivial axum handler p99 at {:.0}/s (open loop, in turns with authorize)",
+                o.rate
+            ),
+            at_rate_figure(&baseline, baseline_elapsed),
+        ));
         let stats = recorder.op("authorize");
         let summary = stats.summary();
-        let mut row = Row::new(
+        let row = Row::new(
             format!("(c) authorize p99 at {:.0}/s (open loop)", o.rate),
             at_rate_figure(&stats, elapsed),
         )
         .target(
             "≤ 1 ms",
             summary.p99 <= Duration::from_millis(1) && stats.error_count() == 0,
-        );
-        if let Some(HttpCeiling { p99_at_rate, .. }) = ceiling {
-            row = row.beside(format!(
-                "trivial handler's p99 at that rate {:.2} ms",
-                ms(p99_at_rate)
-            ));
-        }
+        )
+        .beside(format!(
+            "trivial handler's p99 in the same turns {:.2} ms",
+            ms(baseline.summary().p99)
+        ));
         rows.push(row);
         Ok(rows)
     }

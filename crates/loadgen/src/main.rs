@@ -17,11 +17,11 @@ count, errors by code, ops/s and p50/p95/p99/max latency. Build first:
 workloads:
   all            everything below (SQLite spread included) plus the baselines,
                  then one markdown table: workload | figure | baseline | ratio | target | met
-  baselines      pgbench one-row INSERT (TPS) and the trivial axum handler (HTTP ceiling;
-                 its p99 at --rate, beside authorize's)
+  baselines      pgbench one-row INSERT (TPS) and the trivial axum handler (HTTP ceiling)
   spread         (a) first-SO requests, staff requests and approvals over many organizations
   hot            (b) one registry, thousands of users, one writer per Security Official (PostgreSQL)
-  reads          (c) manageAccess, pendingRequests, authorize closed loop; authorize at a constant rate
+  reads          (c) manageAccess, pendingRequests, authorize closed loop; authorize at a constant rate,
+                 in turns with the trivial handler at that rate (its p99 beside authorize's)
   long-history   (d) a command on a 100,000-event organization vs a fresh one
   rebuild        (e) `access-server rebuild all` over 1,000,000 events, then (f) idle RSS on them
   start-up       (f) spawn to /readyz with 100,000 organizations and 500,000 clinicians, RSS
