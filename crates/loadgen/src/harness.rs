@@ -18,7 +18,7 @@ use crate::client::{
 use crate::db::{self, Kind, TestDatabase};
 use crate::drive::{at_rate_in_turns, closed_loop, open_loop, Sent};
 use crate::history::{self, ManyOrganizations};
-use crate::process::{self, ServerProcess, SERVER_LOG_FILTER};
+use crate::process::{self, CpuTicks, ServerProcess, SERVER_LOG_FILTER};
 use crate::reference::{self, Practice, Reference, Size};
 use crate::stats::{ms, OpStats, Recorder};
 
@@ -500,6 +500,8 @@ impl Harness {
             Kind::Postgres => db::wal_written(&deployment.url()).await.ok(),
             Kind::Sqlite => None,
         };
+        let server = deployment.server().pid;
+        let cpu_before = CpuTicks::now(server);
         let (recorder, elapsed) = closed_loop(clients, o.duration(), |client, deadline| {
             let mine: Vec<Practice> = practices
                 .iter()
@@ -516,6 +518,7 @@ impl Harness {
             )
         })
         .await;
+        let cpu_after = CpuTicks::now(server);
         let wal_after = match wal_before {
             Some(_) => db::wal_written(&deployment.url()).await.ok(),
             None => None,
@@ -529,6 +532,12 @@ impl Harness {
             "  commands/s {rate:.0}, p99 {:.1} ms, errors {:?}",
             ms(summary.p99),
             recorder.errors_by_code()
+        );
+        let cpu = cpu_after.per_command(cpu_before, all.ok_count());
+        println!("  CPU per command: {cpu}");
+        let cpu_row = Row::new(
+            format!("(a) spread CPU per command ({label})"),
+            cpu.to_string(),
         );
         let wal_row = wal_before.zip(wal_after).map(|(before, after)| {
             let commands = all.ok_count().max(1) as f64;
@@ -567,6 +576,7 @@ impl Harness {
             &recorder,
             None,
         ));
+        rows.push(cpu_row);
         rows.extend(wal_row);
         Ok(rows)
     }

@@ -311,6 +311,120 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// CPU time (user and system) used so far, in the kernel's clock ticks of 10 ms: by the
+/// server, by every PostgreSQL process, by this load tool, and by the whole machine.
+/// The difference of two is what a measured phase cost, a figure the machine's speed
+/// from run to run moves less than it moves a rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTicks {
+    pub server: u64,
+    pub postgres: u64,
+    pub load_tool: u64,
+    pub machine_busy: u64,
+    pub machine_total: u64,
+}
+
+/// `/proc` counts in USER_HZ, which Linux fixes at 100 for every program.
+const TICK: Duration = Duration::from_millis(10);
+
+impl CpuTicks {
+    pub fn now(server: u32) -> CpuTicks {
+        let (machine_busy, machine_total) = machine_ticks().unwrap_or_default();
+        let postgres = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|pid| process_ticks(pid).filter(|(name, _)| name == "postgres"))
+            .map(|(_, ticks)| ticks)
+            .sum();
+        CpuTicks {
+            server: process_ticks(server).map_or(0, |(_, ticks)| ticks),
+            postgres,
+            load_tool: process_ticks(std::process::id()).map_or(0, |(_, ticks)| ticks),
+            machine_busy,
+            machine_total,
+        }
+    }
+
+    /// What was used since `before`, per command: the server's, PostgreSQL's and the load
+    /// tool's CPU time, and the share of the machine's cores that was busy.
+    pub fn per_command(self, before: CpuTicks, commands: u64) -> CpuPerCommand {
+        let per = |after: u64, before: u64| {
+            TICK * after.saturating_sub(before) as u32 / commands.max(1) as u32
+        };
+        let total = self
+            .machine_total
+            .saturating_sub(before.machine_total)
+            .max(1);
+        CpuPerCommand {
+            server: per(self.server, before.server),
+            postgres: per(self.postgres, before.postgres),
+            load_tool: per(self.load_tool, before.load_tool),
+            busy: self.machine_busy.saturating_sub(before.machine_busy) as f64 / total as f64,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuPerCommand {
+    pub server: Duration,
+    pub postgres: Duration,
+    pub load_tool: Duration,
+    /// 0 to 1, of every core.
+    pub busy: f64,
+}
+
+impl std::fmt::Display for CpuPerCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let us = |duration: Duration| duration.as_secs_f64() * 1e6;
+        write!(
+            f,
+            "server {:.0} µs, PostgreSQL {:.0} µs, load tool {:.0} µs; cores {:.0} % busy",
+            us(self.server),
+            us(self.postgres),
+            us(self.load_tool),
+            self.busy * 100.0
+        )
+    }
+}
+
+/// A process's name and its user and system ticks, from `/proc/PID/stat`.
+fn process_ticks(pid: u32) -> Option<(String, u64)> {
+    parse_process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The name sits in parentheses and may hold spaces and parentheses itself, so the fields
+/// are counted from the last `)`: utime and stime are the 14th and 15th fields.
+fn parse_process_ticks(stat: &str) -> Option<(String, u64)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_string();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// The machine's busy and total ticks over every core, from `/proc/stat`: idle and
+/// waiting for the disk count as not busy.
+fn machine_ticks() -> Option<(u64, u64)> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn parse_machine_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+    // counted in user time already.
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((total - idle, total))
+}
+
 /// Runs a command to completion with `env`; answers its standard output, or
 /// an error with its standard error.
 pub async fn run_to_completion(
@@ -357,6 +471,45 @@ fn tokio_free_command(program: &Path, args: &[&str], env: &[(&str, String)]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_name_with_spaces_and_parentheses_does_not_shift_the_ticks() {
+        let stat = "4242 (tokio rt) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    250 31 0 0 20 0 9 0 1234 5678 99";
+        assert_eq!(
+            parse_process_ticks(stat),
+            Some(("tokio rt) (x)".to_string(), 281))
+        );
+    }
+
+    #[test]
+    fn the_machine_is_busy_except_when_idle_or_waiting_for_the_disk() {
+        let stat = "cpu  100 5 20 300 40 1 2 3 0 0\ncpu0 50 2 10 150 20 0 1 1 0 0\n";
+        assert_eq!(parse_machine_ticks(stat), Some((131, 471)));
+    }
+
+    #[test]
+    fn cpu_per_command_divides_each_difference_by_the_commands() {
+        let before = CpuTicks {
+            server: 100,
+            postgres: 1_000,
+            load_tool: 10,
+            machine_busy: 500,
+            machine_total: 1_000,
+        };
+        let after = CpuTicks {
+            server: 300,
+            postgres: 1_400,
+            load_tool: 30,
+            machine_busy: 1_250,
+            machine_total: 2_000,
+        };
+        let cpu = after.per_command(before, 1_000);
+        assert_eq!(cpu.server, Duration::from_millis(2));
+        assert_eq!(cpu.postgres, Duration::from_millis(4));
+        assert_eq!(cpu.load_tool, Duration::from_micros(200));
+        assert_eq!(cpu.busy, 0.75);
+    }
 
     #[test]
     fn reads_the_lag_gauges() {
