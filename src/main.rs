@@ -15,11 +15,6 @@ use access_server::settings::{Settings, DEFAULT_DATABASE_URL};
 use access_store::Database;
 use tracing_subscriber::EnvFilter;
 
-/// The appends thread frees what the HTTP workers allocated, which glibc's arenas make a
-/// locked, consolidating path (docs/adr/16-mimalloc.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "\
 usage: access-server [COMMAND]
 
