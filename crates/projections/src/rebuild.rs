@@ -2,19 +2,25 @@
 //! transaction, while the live tables keep serving (and a running projector keeps
 //! updating them) until that moment.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use access_store::Database;
 use futures_util::{StreamExt, TryStreamExt};
 
+use tokio::sync::mpsc;
+
 use crate::error::Error;
-use crate::events::read_batch;
+use crate::events::{read_batch, Batch};
 use crate::sql::{params, Tx};
 use crate::view::{apply_batch, ensure_checkpoint, lock_checkpoint, set_checkpoint, Target, View};
 
 /// Fresh tables' indexes built at the same time, each in a transaction of its own: on
 /// two cores, two gave the most (docs/performance.md, (e)).
 const INDEX_BUILDS_AT_ONCE: usize = 2;
+
+/// Batches read ahead of the slowest view's task at most.
+const BATCHES_AHEAD: usize = 2;
 
 /// Where a rebuild stands, after each batch.
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +39,10 @@ pub struct Rebuilt {
     pub position: i64,
     pub events: u64,
     pub elapsed: Duration,
+    /// Of `elapsed`: making the fresh tables and filling them from the log.
+    pub filling: Duration,
+    /// Of `elapsed`: building their deferred indexes. The rest is the swap.
+    pub indexing: Duration,
 }
 
 impl Rebuilt {
@@ -42,8 +52,9 @@ impl Rebuilt {
 }
 
 /// Rebuilds `views` from the whole log in one pass, `batch_size` events per transaction,
-/// calling `progress` after each batch. Each batch is read once for all the views, and the
-/// next one is read and decoded, on another thread, while this one is written.
+/// calling `progress` after each batch is read. Each batch is read once for all the
+/// views and handed to each view's task, which writes it while the next ones are read
+/// and decoded (at most [`BATCHES_AHEAD`] ahead of the slowest view).
 ///
 /// The fresh tables are filled outside any lock; their transactions do not wait for the
 /// disk on PostgreSQL (`synchronous_commit = off`): until the swap nothing reads them, and
@@ -71,40 +82,33 @@ pub async fn rebuild(
     for &view in views {
         deferred_indexes.extend(create_fresh_tables(database, view).await?);
     }
-    // Batches are read on connections apart from the one that writes (on SQLite, the
-    // only one): the next is read while this one is written, and the last ones while
-    // the swap's transaction holds the checkpoints.
+    // Batches are read on connections apart from the ones that write (on SQLite, the
+    // only one), and the last ones while the swap's transaction holds the checkpoints.
     let log = database.for_reads();
     let head = database.head_position().await?;
+    // Each view is filled by a task of its own, in a transaction per batch: their tables
+    // are apart, and on PostgreSQL each has a backend, so both the views' rows and their
+    // statements are made on every core, and none waits for a slower one between batches.
+    let (senders, fills): (Vec<_>, Vec<_>) = views
+        .iter()
+        .map(|&view| {
+            let (sender, batches) = mpsc::channel(BATCHES_AHEAD);
+            (sender, tokio::spawn(fill(database.clone(), view, batches)))
+        })
+        .unzip();
     let mut position = 0;
     let mut events = 0;
-    let mut next = read_batch(&log, position, batch_size).await?;
-    while next.through > position {
-        let batch = next;
-        // A task of its own, so that decoding the next batch runs on another worker
-        // thread while this one's rows are built and written.
-        let reading = tokio::spawn({
-            let (log, after) = (log.clone(), batch.through);
-            async move { read_batch(&log, after, batch_size).await }
-        });
-        // Each view in a transaction of its own, all at once: their tables are apart, and
-        // on PostgreSQL each has a backend, so the views' statements run on every core.
-        let fills = views.iter().map(|&view| {
-            let batch = &batch;
-            async move {
-                let mut tx = Tx::begin(database).await?;
-                if tx.is_postgres() {
-                    tx.execute("SET LOCAL synchronous_commit = off", params![])
-                        .await?;
-                }
-                apply_batch(view, Target::Rebuild, &mut tx, batch, None).await?;
-                tx.commit().await
+    'reading: loop {
+        let batch = Arc::new(read_batch(&log, position, batch_size).await?);
+        if batch.through == position {
+            break;
+        }
+        for sender in &senders {
+            if sender.send(batch.clone()).await.is_err() {
+                // That view's task failed; its error is the rebuild's.
+                break 'reading;
             }
-        });
-        futures_util::future::try_join_all(fills).await?;
-        next = reading
-            .await
-            .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))?;
+        }
         position = batch.through;
         events += batch.events.len() as u64;
         progress(RebuildProgress {
@@ -113,7 +117,12 @@ pub async fn rebuild(
             events,
         });
     }
+    drop(senders);
+    for filled in futures_util::future::join_all(fills).await {
+        filled.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))?;
+    }
 
+    let filling = started.elapsed();
     // Building an index over the filled table once costs less than keeping it up to
     // date row by row.
     let builds = deferred_indexes.iter().map(|statement| async move {
@@ -126,6 +135,7 @@ pub async fn rebuild(
         .try_collect::<Vec<()>>()
         .await?;
 
+    let indexing = started.elapsed() - filling;
     for &view in views {
         ensure_checkpoint(database, view).await?;
     }
@@ -160,7 +170,28 @@ pub async fn rebuild(
         position,
         events,
         elapsed: started.elapsed(),
+        filling,
+        indexing,
     })
+}
+
+/// Writes each batch `batches` hands over into `view`'s fresh tables, a transaction each.
+/// They do not wait for the disk on PostgreSQL (see [`rebuild`]).
+async fn fill(
+    database: Database,
+    view: View,
+    mut batches: mpsc::Receiver<Arc<Batch>>,
+) -> Result<(), Error> {
+    while let Some(batch) = batches.recv().await {
+        let mut tx = Tx::begin(&database).await?;
+        if tx.is_postgres() {
+            tx.execute("SET LOCAL synchronous_commit = off", params![])
+                .await?;
+        }
+        apply_batch(view, Target::Rebuild, &mut tx, &batch, None).await?;
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// Empty tables shaped like the live ones, copied from the database's catalog so that the
