@@ -17,6 +17,9 @@ use crate::migrations;
 /// of commands the wait is the sum of the commits ahead; a few seconds absorbs bursts far
 /// beyond this product's load while still failing visibly on a stuck writer.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite's primary result code for "database is locked" (its extended codes keep it in
+/// their low byte).
+const SQLITE_BUSY: i32 = 5;
 
 /// How long a query waits for a pooled PostgreSQL connection (sqlx keeps trying to open
 /// one until then). Short enough that `/readyz` and requests report an outage within a
@@ -340,9 +343,7 @@ async fn connect_sqlite(url: &str) -> Result<Database, StoreError> {
     // handler, which sleeps 1 to 100 ms between tries: under load the sleeps cost more
     // than the writes. Queued for one connection, they follow each other at once
     // (docs/performance.md, SQLite: 250 → 388 commands/s, p99 400 → 131 ms).
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
+    let pool = open_writer(options)
         .await
         .map_err(|error| StoreError::from_sqlx(database.clone(), "opening", error))?;
 
@@ -358,6 +359,32 @@ async fn connect_sqlite(url: &str) -> Result<Database, StoreError> {
     .await
     .map_err(|error| migration_error(database, error))?;
     Database::open(Pool::Sqlite(pool), Pool::Sqlite(reads)).await
+}
+
+/// The pool of the one writing connection. Opening sets the file to WAL mode, which takes
+/// an exclusive lock for a moment; a second process opening the same fresh file at that
+/// moment is told the database is locked at once, without its busy timeout, so it tries
+/// again until the timeout has passed.
+async fn open_writer(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await;
+        match opened {
+            Err(sqlx::Error::Database(error))
+                if error
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| code & 0xff == SQLITE_BUSY)
+                    && started.elapsed() < SQLITE_BUSY_TIMEOUT =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            opened => return opened,
+        }
+    }
 }
 
 async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
