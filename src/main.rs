@@ -266,7 +266,7 @@ fn rebuild(options: &[String]) -> Result<(), String> {
             "filling {:.2} s, building the indexes {:.2} s, the swap {:.2} s",
             rebuilt.filling.as_secs_f64(),
             rebuilt.indexing.as_secs_f64(),
-            (rebuilt.elapsed - rebuilt.filling - rebuilt.indexing).as_secs_f64()
+            rebuilt.swapping().as_secs_f64()
         );
         Ok(())
     })

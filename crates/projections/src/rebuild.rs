@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use access_store::Database;
 use futures_util::{StreamExt, TryStreamExt};
-
 use tokio::sync::mpsc;
 
 use crate::error::Error;
@@ -41,11 +40,16 @@ pub struct Rebuilt {
     pub elapsed: Duration,
     /// Of `elapsed`: making the fresh tables and filling them from the log.
     pub filling: Duration,
-    /// Of `elapsed`: building their deferred indexes. The rest is the swap.
+    /// Of `elapsed`: building their deferred indexes.
     pub indexing: Duration,
 }
 
 impl Rebuilt {
+    /// The rest of `elapsed`: the swap, with the events appended meanwhile.
+    pub fn swapping(&self) -> Duration {
+        self.elapsed.saturating_sub(self.filling + self.indexing)
+    }
+
     pub fn events_per_second(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }

@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -366,7 +366,7 @@ async fn connect_sqlite(url: &str) -> Result<Database, StoreError> {
 /// moment is told the database is locked at once, without its busy timeout, so it tries
 /// again until the timeout has passed.
 async fn open_writer(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     loop {
         let opened = SqlitePoolOptions::new()
             .max_connections(1)
