@@ -280,7 +280,10 @@ async fn a_sender_stopped_mid_batch_hands_back_the_emails_it_did_not_try() {
             &url,
             SenderOptions {
                 smtp_timeout: Duration::from_millis(500),
+                // Both: the retry waits the shorter of the two, and quick()'s longest is
+                // 100 ms, after which the email in hand was due again on a slow machine.
                 first_retry: Duration::from_secs(3600),
+                longest_retry: Duration::from_secs(3600),
                 claim: Duration::from_secs(60),
                 ..quick()
             },
