@@ -1,5 +1,5 @@
 use access_store::testing::fresh_databases;
-use access_store::{Database, StoreError};
+use access_store::{Database, Pool, StoreError};
 
 #[tokio::test]
 async fn a_bad_database_url_gives_an_error_that_names_database_url_and_hides_the_password() {
@@ -121,4 +121,27 @@ async fn on_sqlite_writes_queue_for_one_connection_while_readers_have_their_own(
             ),
         }
     }
+}
+
+/// SQLite before 3.51.3 can write a corrupt file when one connection checkpoints its
+/// write-ahead log while another, in this process or another, writes: the server and the
+/// `rebuild` and `erase-person` commands are such connections (docs/adr/16-sqlite-wal-reset-fix.md).
+#[tokio::test]
+async fn the_sqlite_linked_in_has_the_fix_for_the_wal_reset_corruption() {
+    let database = Database::connect("sqlite::memory:").await.unwrap();
+    let Pool::Sqlite(pool) = database.pool() else {
+        unreachable!("an SQLite URL opens SQLite")
+    };
+    let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let numbers: Vec<u32> = version
+        .split('.')
+        .map(|number| number.parse().unwrap())
+        .collect();
+    assert!(
+        numbers >= vec![3, 51, 3],
+        "SQLite {version} is linked in; the fix came with 3.51.3"
+    );
 }
