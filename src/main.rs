@@ -187,29 +187,19 @@ fn database_url() -> String {
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
 }
 
-/// Runs a database command to completion on a runtime of its own. On PostgreSQL it has a
-/// worker thread per core: `rebuild` builds each view's rows in a task of its own, and on
-/// one thread they took turns while PostgreSQL's backends waited (docs/performance.md,
-/// (e)). On SQLite one thread: its one writer gains nothing from more, and a server
-/// running through a rebuild then read "database disk image is malformed" from the
-/// swapped tables in 2 to 5 of 10 runs of the erasure test on several threads, against 1
-/// of 20 on one (docs/projections.md, "Rebuild"; its cause is not found yet).
+/// Runs a database command to completion on a runtime of its own, with a worker thread
+/// per core: `rebuild` builds each view's rows in a task of its own, and on one thread
+/// they took turns while PostgreSQL's backends waited (docs/performance.md, (e)).
 fn with_database<F>(command: impl FnOnce(Database) -> F) -> Result<(), String>
 where
     F: std::future::Future<Output = Result<(), String>>,
 {
-    let url = database_url();
-    let mut builder = if url.starts_with("sqlite:") {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let runtime = builder
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the runtime: {error}"))?;
     runtime.block_on(async {
-        let database = Database::connect(&url)
+        let database = Database::connect(&database_url())
             .await
             .map_err(|error| format!("DATABASE_URL: {error}"))?;
         command(database).await
