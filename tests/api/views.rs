@@ -594,3 +594,58 @@ async fn a_repeated_read_is_answered_as_kept_for_its_reader_until_a_change_shows
         );
     }
 }
+
+const AUTHORIZE_SUBMITTING: &str = "query($org: ID!) {
+    authorize(organizationId: $org, capability: SUBMIT_DATA) { allowed role reason }
+}";
+
+/// docs/adr/13-remembered-answer-texts.md: `authorize` about oneself.
+#[tokio::test]
+async fn a_repeated_authorize_about_oneself_is_answered_as_kept_until_the_organization_changes() {
+    for app in spawn_apps().await {
+        app.first_security_official_of_greenville("alice").await;
+        let request = app.pending_staff_request("bob").await;
+        let bob = token("bob", &[]);
+        let greenville = json!({ "org": GREENVILLE });
+        let denied = app
+            .graphql(Some(&bob), AUTHORIZE_SUBMITTING, greenville.clone())
+            .await;
+        assert_eq!(
+            denied.data("authorize.allowed"),
+            &json!(false),
+            "{}",
+            app.label
+        );
+        let again = app
+            .graphql(Some(&bob), AUTHORIZE_SUBMITTING, greenville.clone())
+            .await;
+        assert_eq!(again.0, denied.0, "{}", app.label);
+        assert_eq!(answers_sent_as_kept(&app).await, 1, "{}", app.label);
+
+        app.decide("alice", &request, true)
+            .await
+            .data("approveRoleRequest");
+        let allowed = app
+            .graphql(Some(&bob), AUTHORIZE_SUBMITTING, greenville.clone())
+            .await;
+        assert_eq!(
+            allowed.data("authorize.role"),
+            &json!("STAFF_USER"),
+            "{}: the approval shows at once",
+            app.label
+        );
+        assert_eq!(answers_sent_as_kept(&app).await, 1, "{}", app.label);
+
+        // About someone else, the answer depends on the token's roles: never kept.
+        let about_bob = "query($org: ID!) {
+            authorize(personId: \"bob\", organizationId: $org, capability: SUBMIT_DATA) { allowed }
+        }";
+        let support = token("sam", &["support"]);
+        for _ in 0..2 {
+            app.graphql(Some(&support), about_bob, greenville.clone())
+                .await
+                .data("authorize");
+        }
+        assert_eq!(answers_sent_as_kept(&app).await, 1, "{}", app.label);
+    }
+}

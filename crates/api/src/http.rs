@@ -388,18 +388,25 @@ fn prepare(state: &AppState, request: &async_graphql::Request) -> Option<Prepare
 }
 
 /// A request without an idempotency key. An operation reading only the caller's
-/// remembered Manage Access page and pending queue is answered with the text of an
-/// identical earlier answer while those pages are unchanged, and its answer's text is
-/// kept (docs/adr/13-remembered-answer-texts.md).
+/// remembered Manage Access page and pending queue, or asking only `authorize` about the
+/// caller, is answered with the text of an identical earlier answer while what it read is
+/// unchanged, and its answer's text is kept (docs/adr/13-remembered-answer-texts.md).
 async fn respond(state: &AppState, request: async_graphql::Request, caller: Caller) -> Response {
     let Some(prepared) = prepare(state, &request) else {
         return answer(unparsable(&request.query));
     };
-    let person = match (&caller, &prepared.operation) {
+    // `None`: the answer depends on the caller's pages; else on these organizations.
+    let (person, depends_on) = match (&caller, &prepared.operation) {
         (Caller::Authenticated(identity), Some(operation))
             if operation.reads_remembered_pages_only =>
         {
-            identity.person.clone()
+            (identity.person.clone(), None)
+        }
+        (Caller::Authenticated(identity), Some(operation)) => {
+            match operation.authorizes_in(&request.variables) {
+                Some(organizations) => (identity.person.clone(), Some(organizations)),
+                None => return answer(execute(state, request, caller, prepared).await),
+            }
         }
         _ => return answer(execute(state, request, caller, prepared).await),
     };
@@ -414,7 +421,7 @@ async fn respond(state: &AppState, request: async_graphql::Request, caller: Call
         metrics.answer_sent_as_kept();
         return graphql_body(Bytes::from_owner(ArcText(text)));
     }
-    // Before the pages are read: an answer racing a change to them is not kept.
+    // Before anything is read: an answer racing a change to it is not kept.
     let ticket = views.read_ticket();
     let response = execute(state, request, caller, prepared).await;
     let Ok(text) = serde_json::to_string(&response) else {
@@ -422,7 +429,12 @@ async fn respond(state: &AppState, request: async_graphql::Request, caller: Call
     };
     let text: Arc<str> = Arc::from(text);
     if let (Some(ticket), true) = (ticket, response.errors.is_empty()) {
-        views.keep_answer_text(ticket, &person, key, text.clone());
+        match depends_on {
+            None => views.keep_answer_text(ticket, &person, key, text.clone()),
+            Some(organizations) => {
+                views.keep_answer_text_about(ticket, &person, key, text.clone(), organizations);
+            }
+        }
     }
     graphql_body(Bytes::from_owner(ArcText(text)))
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use access_domain::identifiers::PersonId;
+use access_domain::identifiers::{OrganizationId, PersonId};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
@@ -15,12 +15,14 @@ use async_graphql::parser::parse_query;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{PathSegment, Response, ServerError, ServerResult};
+use async_graphql::{PathSegment, Response, ServerError, ServerResult, Variables};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::per_person::PerPerson;
-use crate::remembered_reads::reads_remembered_pages_only;
+use crate::remembered_reads::{
+    authorize_about_the_caller_only, reads_remembered_pages_only, Written,
+};
 use crate::service::AccessService;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
@@ -210,6 +212,9 @@ pub(crate) struct Operation {
     fields: Vec<RootField>,
     /// Whether its whole answer's text may be kept (crates/api/src/remembered_reads.rs).
     pub(crate) reads_remembered_pages_only: bool,
+    /// When it asks `authorize` alone, about the caller: the organizations it asks
+    /// about, on whose grants its answer's kept text depends.
+    authorizes_in: Option<Vec<Written>>,
 }
 
 struct RootField {
@@ -242,7 +247,19 @@ impl Operation {
             is_mutation: definition.node.ty == OperationType::Mutation,
             fields,
             reads_remembered_pages_only: reads_remembered_pages_only(document, &definition.node),
+            authorizes_in: authorize_about_the_caller_only(document, &definition.node),
         })
+    }
+
+    /// The organizations an operation asking `authorize` alone about the caller asks
+    /// about, with the request's variables; `None` for any other operation, or when one
+    /// of them is not an organization's id.
+    pub(crate) fn authorizes_in(&self, variables: &Variables) -> Option<Vec<OrganizationId>> {
+        self.authorizes_in
+            .as_ref()?
+            .iter()
+            .map(|written| OrganizationId::parse(written.text(variables)?).ok())
+            .collect()
     }
 
     /// Charges an authenticated caller's mutations to their budget, and records the

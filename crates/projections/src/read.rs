@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use access_domain::identifiers::PersonId;
+use access_domain::identifiers::{OrganizationId, PersonId};
 use access_store::Database;
 
 use crate::remembered::{ReadTicket, Remembered};
@@ -33,9 +33,10 @@ impl Views {
         }
     }
 
-    /// Taken before a read of Manage Access or the pending queue whose whole answer's
-    /// text may then be kept ([`keep_answer_text`](Self::keep_answer_text)); `None` when
-    /// these views remember nothing.
+    /// Taken before a read whose whole answer's text may then be kept
+    /// ([`keep_answer_text`](Self::keep_answer_text),
+    /// [`keep_answer_text_about`](Self::keep_answer_text_about)); `None` when these views
+    /// remember nothing.
     pub fn read_ticket(&self) -> Option<ReadTicket> {
         self.remembered.ticket()
     }
@@ -57,6 +58,21 @@ impl Views {
         text: Arc<str>,
     ) {
         self.remembered.keep_text(ticket, person, key, text);
+    }
+
+    /// Keeps the text of an answer to `person` for `key` that reads nothing but the
+    /// grants of `organizations` (and what never changes): `authorize` about the caller.
+    /// It is forgotten when the access view changes any of them, as the pages are.
+    pub fn keep_answer_text_about(
+        &self,
+        ticket: ReadTicket,
+        person: &PersonId,
+        key: String,
+        text: Arc<str>,
+        organizations: Vec<OrganizationId>,
+    ) {
+        self.remembered
+            .keep_text_about(ticket, person, key, text, organizations);
     }
 }
 

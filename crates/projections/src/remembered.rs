@@ -1,5 +1,6 @@
 //! Manage Access pages and pending queues kept in memory by the process that writes the
-//! access view (docs/adr/12-remembered-answers.md).
+//! access view (docs/adr/12-remembered-answers.md), and the texts of answers built from
+//! them or from organizations' grants (docs/adr/13-remembered-answer-texts.md).
 //!
 //! That process applies every change to the view: it forgets the answers a change
 //! touches before the change's transaction commits, and keeps no answer until the
@@ -55,8 +56,9 @@ struct State {
 struct Answers {
     manage_access: Option<ManageAccess>,
     pending: HashMap<PendingKey, PendingRequests>,
-    /// Whole GraphQL answers built from the pages above, by what asked for them (the
-    /// caller's document, operation and variables): `crates/api` keeps them.
+    /// Whole GraphQL answers built from the pages above, or from the grants of some of
+    /// the organizations below (`authorize`), by what asked for them (the caller's
+    /// document, operation and variables): `crates/api` keeps them.
     texts: HashMap<String, Arc<str>>,
     organizations: HashSet<OrganizationId>,
 }
@@ -131,26 +133,27 @@ impl Remembered {
         text: Arc<str>,
     ) {
         let mut state = self.state();
-        if !state.may_keep(ticket) || !state.people.contains_key(person) {
-            return;
+        if state.may_keep(ticket) && state.people.contains_key(person) {
+            state.keep_text(person, key, text);
         }
-        let length = key.len() + text.len();
-        if state.text_bytes + length > TEXT_BYTES {
-            state.forget_texts();
+    }
+
+    /// Keeps the text of an answer read under `ticket` that depends on nothing but the
+    /// grants of `organizations` (`authorize` about the caller): it goes when any of them
+    /// changes, whether or not `person` has pages kept.
+    pub(crate) fn keep_text_about(
+        &self,
+        ticket: ReadTicket,
+        person: &PersonId,
+        key: String,
+        text: Arc<str>,
+        organizations: Vec<OrganizationId>,
+    ) {
+        let mut state = self.state();
+        if state.may_keep(ticket) {
+            state.keep(ticket, person, organizations, |_| {});
+            state.keep_text(person, key, text);
         }
-        let Some(answers) = state.people.get_mut(person) else {
-            return;
-        };
-        let mut freed = answers
-            .texts
-            .remove(&key)
-            .map_or(0, |old| key.len() + old.len());
-        if answers.texts.len() >= TEXTS_PER_PERSON {
-            freed += answers.text_bytes();
-            answers.texts.clear();
-        }
-        answers.texts.insert(key, text);
-        state.text_bytes = state.text_bytes - freed + length;
     }
 
     /// Keeps a Manage Access page read under `ticket`. It depends on the organizations
@@ -268,6 +271,27 @@ impl State {
         }
     }
 
+    /// Adds a text to the answers `person` has kept, within the bounds on texts.
+    fn keep_text(&mut self, person: &PersonId, key: String, text: Arc<str>) {
+        let length = key.len() + text.len();
+        if self.text_bytes + length > TEXT_BYTES {
+            self.forget_texts();
+        }
+        let Some(answers) = self.people.get_mut(person) else {
+            return;
+        };
+        let mut freed = answers
+            .texts
+            .remove(&key)
+            .map_or(0, |old| key.len() + old.len());
+        if answers.texts.len() >= TEXTS_PER_PERSON {
+            freed += answers.text_bytes();
+            answers.texts.clear();
+        }
+        answers.texts.insert(key, text);
+        self.text_bytes = self.text_bytes - freed + length;
+    }
+
     /// Whether what was read under `ticket` may be kept: no change came since it was
     /// taken, and none is committing.
     fn may_keep(&self, ticket: ReadTicket) -> bool {
@@ -335,6 +359,7 @@ mod tests {
 
     const PRACTICE: &str = "practice:123456789";
     const ENTITY: &str = "apm-entity:A1234";
+    const REGISTRY: &str = "registry:234567891";
 
     fn connected_to(id: &str) -> ManageAccess {
         ManageAccess {
@@ -491,6 +516,37 @@ mod tests {
             text(&remembered, "bob", "page").as_deref(),
             Some("bob's page")
         );
+    }
+
+    #[test]
+    fn an_answer_about_organizations_is_kept_without_pages_and_goes_when_one_of_them_changes() {
+        let remembered = writing();
+        let ticket = remembered.ticket().unwrap();
+        remembered.keep_text_about(
+            ticket,
+            &person("alice"),
+            "authorize".into(),
+            Arc::from("allowed"),
+            vec![organization(PRACTICE), organization(ENTITY)],
+        );
+        assert_eq!(
+            text(&remembered, "alice", "authorize").as_deref(),
+            Some("allowed")
+        );
+        remembered.changing([(&organization(REGISTRY), Some(&person("bob")))]);
+        remembered.settled();
+        assert!(text(&remembered, "alice", "authorize").is_some());
+        remembered.changing([(&organization(ENTITY), Some(&person("bob")))]);
+        remembered.settled();
+        assert_eq!(text(&remembered, "alice", "authorize"), None);
+        remembered.keep_text_about(
+            ticket,
+            &person("alice"),
+            "authorize".into(),
+            Arc::from("from before the change"),
+            vec![organization(PRACTICE)],
+        );
+        assert_eq!(text(&remembered, "alice", "authorize"), None);
     }
 
     #[test]
