@@ -3,6 +3,7 @@
 //! the audit log and access as of an instant.
 
 use access_domain::aggregate::RECENTLY_CLOSED;
+use access_store::testing::fresh_databases;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -647,5 +648,58 @@ async fn a_repeated_authorize_about_oneself_is_answered_as_kept_until_the_organi
                 .data("authorize");
         }
         assert_eq!(answers_sent_as_kept(&app).await, 1, "{}", app.label);
+    }
+}
+
+/// A command through another server process shows in the kept `authorize` answers of
+/// the process that writes the views as soon as that command is acknowledged. PostgreSQL
+/// only: on SQLite processes notice each other's commits by polling (docs/adr/05).
+#[tokio::test]
+async fn a_kept_authorize_answer_goes_when_another_server_process_changes_the_organization() {
+    let Some(database) = fresh_databases()
+        .await
+        .into_iter()
+        .find(|database| database.label == "postgres")
+    else {
+        eprintln!("skipping: two processes see each other at once on PostgreSQL alone (TEST_DATABASE_URL)");
+        return;
+    };
+    {
+        let app = spawn_app(database).await;
+        let other = ServerProcess::start(&app).await;
+        app.first_security_official_of_greenville("alice").await;
+        let request = app.pending_staff_request("bob").await;
+        let bob = token("bob", &[]);
+        let greenville = json!({ "org": GREENVILLE });
+        for _ in 0..2 {
+            let denied = app
+                .graphql(Some(&bob), AUTHORIZE_SUBMITTING, greenville.clone())
+                .await;
+            assert_eq!(denied.data("authorize.role"), &Value::Null, "{}", app.label);
+        }
+        assert_eq!(answers_sent_as_kept(&app).await, 1, "{}", app.label);
+
+        let approved = other
+            .graphql(
+                Some(&token("alice", &[])),
+                "mutation($id: ID!) { approveRoleRequest(requestId: $id) { state } }",
+                json!({ "id": request }),
+            )
+            .await;
+        assert_eq!(
+            approved.data("approveRoleRequest.state"),
+            &json!("APPROVED"),
+            "{}",
+            app.label
+        );
+        let allowed = app
+            .graphql(Some(&bob), AUTHORIZE_SUBMITTING, greenville.clone())
+            .await;
+        assert_eq!(
+            allowed.data("authorize.role"),
+            &json!("STAFF_USER"),
+            "{}: the other process's approval shows at once",
+            app.label
+        );
     }
 }

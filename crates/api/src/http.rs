@@ -395,7 +395,8 @@ async fn respond(state: &AppState, request: async_graphql::Request, caller: Call
     let Some(prepared) = prepare(state, &request) else {
         return answer(unparsable(&request.query));
     };
-    // `None`: the answer depends on the caller's pages; else on these organizations.
+    // `None`: the answer depends on the caller's pages; else on these organizations' state
+    // under these marks of other processes' reports.
     let (person, depends_on) = match (&caller, &prepared.operation) {
         (Caller::Authenticated(identity), Some(operation))
             if operation.reads_remembered_pages_only =>
@@ -403,15 +404,27 @@ async fn respond(state: &AppState, request: async_graphql::Request, caller: Call
             (identity.person.clone(), None)
         }
         (Caller::Authenticated(identity), Some(operation)) => {
-            match operation.authorizes_in(&request.variables) {
-                Some(organizations) => (identity.person.clone(), Some(organizations)),
+            let asked = operation
+                .authorizes_in(&request.variables)
+                .and_then(|organizations| {
+                    let marks = state.service.reports_marks(&organizations)?;
+                    Some((organizations, marks))
+                });
+            match asked {
+                Some(asked) => (identity.person.clone(), Some(asked)),
                 None => return answer(execute(state, request, caller, prepared).await),
             }
         }
         _ => return answer(execute(state, request, caller, prepared).await),
     };
     let views = state.service.views();
-    let key = answer_key(&request);
+    let mut key = answer_key(&request);
+    let depends_on = depends_on.map(|(organizations, marks)| {
+        // Read before the organizations are: a report coming in meanwhile moves them.
+        key.push('\n');
+        key.push_str(&marks);
+        organizations
+    });
     let started = Instant::now();
     if let Some(text) = views.answer_text(&person, &key) {
         let metrics = state.service.metrics();

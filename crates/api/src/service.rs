@@ -210,6 +210,23 @@ impl AccessService {
             .map_err(|error| ApiError::internal(&format!("reading ticket {number}"), &error))
     }
 
+    /// Where the reports of other processes' commands about these organizations stand
+    /// (`AggregateStore::reports_mark`), as text: an answer kept from their state is
+    /// given again only under the same marks, as a read in its place would not be
+    /// answered from memory once one has moved. `None` when one of them is not in memory.
+    pub fn reports_marks(&self, organizations: &[OrganizationId]) -> Option<String> {
+        organizations
+            .iter()
+            .map(|organization| {
+                let mark = self
+                    .inner
+                    .organizations
+                    .reports_mark(&organization.to_string())?;
+                Some(format!("{mark} "))
+            })
+            .collect()
+    }
+
     /// Reads the organization's current state, including every command committed
     /// before the call by any server process. `read` may run more than once: an answer
     /// read from commands still being committed is read again if they are not.

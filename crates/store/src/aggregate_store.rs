@@ -52,6 +52,20 @@ macro_rules! on_repository {
     };
 }
 
+/// See [`AggregateStore::reports_mark`]: equal marks, no event reported in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportsMark {
+    epoch: u64,
+    slot: u64,
+    version: u64,
+}
+
+impl std::fmt::Display for ReportsMark {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}.{}.{}", self.epoch, self.slot, self.version)
+    }
+}
+
 /// What an accepted command did: the events it appended, with their sequence numbers,
 /// and what the caller read from them and the aggregate's state right after them.
 pub struct Committed<A: Aggregate, R> {
@@ -267,7 +281,10 @@ where
     /// An event was committed to `aggregate_id` at `sequence`, by this or another process.
     pub fn note_appended(&self, aggregate_id: &str, sequence: usize) {
         if let Some(slot) = self.cache.existing(aggregate_id) {
-            slot.known.fetch_max(sequence, Ordering::SeqCst);
+            let before = slot.known.fetch_max(sequence, Ordering::SeqCst);
+            if sequence > before && sequence > slot.sequence.load(Ordering::SeqCst) {
+                slot.version.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -275,6 +292,24 @@ where
     /// checked against the database at its next read.
     pub fn note_missed(&self) {
         self.cache.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Where the aggregate in memory stands, for an answer kept from its state: the mark
+    /// moves whenever the state does, an event newer than it is reported, reports may have
+    /// been missed, or the aggregate left memory; the reports of events the state holds
+    /// already (this process's own) leave it. An answer kept under an older mark may miss
+    /// an event. `None` when the aggregate is not in memory or reads do not rely on
+    /// reports.
+    pub fn reports_mark(&self, aggregate_id: &str) -> Option<ReportsMark> {
+        if !self.cache.reported.load(Ordering::SeqCst) {
+            return None;
+        }
+        let slot = self.cache.existing(aggregate_id)?;
+        Some(ReportsMark {
+            epoch: self.cache.epoch.load(Ordering::SeqCst),
+            slot: slot.generation,
+            version: slot.version.load(Ordering::SeqCst),
+        })
     }
 
     /// One attempt at the command, in the aggregate's turn: its events and where they
@@ -739,11 +774,17 @@ impl Bound {
 
 struct Slot<A> {
     state: tokio::sync::Mutex<Option<Loaded<A>>>,
+    /// Unique to this slot: the aggregate's next slot, after eviction, has another.
+    generation: u64,
     last_used: AtomicU64,
     /// The highest sequence number reported for the aggregate.
     known: AtomicUsize,
     /// Events in the state as last recorded by [`Cache::hold`].
     held: AtomicUsize,
+    /// The sequence number of the state as last recorded by [`Cache::hold`].
+    sequence: AtomicUsize,
+    /// Counts the moves of that state, and the reports of events newer than it.
+    version: AtomicU64,
 }
 
 impl<A> Cache<A> {
@@ -787,9 +828,12 @@ impl<A> Cache<A> {
             .or_insert_with(|| {
                 Arc::new(Slot {
                     state: tokio::sync::Mutex::new(None),
+                    generation: now,
                     last_used: AtomicU64::new(now),
                     known: AtomicUsize::new(0),
                     held: AtomicUsize::new(0),
+                    sequence: AtomicUsize::new(0),
+                    version: AtomicU64::new(0),
                 })
             })
             .clone();
@@ -805,6 +849,10 @@ impl<A> Cache<A> {
 
     /// Records how many events' worth the slot's state holds, from under its lock.
     fn hold(&self, slot: &Slot<A>, loaded: Option<&Loaded<A>>) {
+        let sequence = loaded.map_or(0, |loaded| loaded.sequence);
+        if slot.sequence.swap(sequence, Ordering::SeqCst) != sequence {
+            slot.version.fetch_add(1, Ordering::SeqCst);
+        }
         let now = loaded.map_or(0, |loaded| match self.weigh {
             Some(weigh) => weigh(&loaded.aggregate),
             None => loaded.sequence,

@@ -33,7 +33,9 @@ mod snapshots;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use aggregate_store::{AggregateStore, Committed, CACHED_EVENTS, SNAPSHOT_AFTER_REPLAYING};
+pub use aggregate_store::{
+    AggregateStore, Committed, ReportsMark, CACHED_EVENTS, SNAPSHOT_AFTER_REPLAYING,
+};
 pub use appends::{AppendQueue, AppendedAt, PendingAppend};
 pub use database::{Database, Pool, StoredEvent};
 pub use error::StoreError;

@@ -161,3 +161,57 @@ async fn a_read_relying_on_reports_asks_the_database_only_when_told_of_newer_eve
 async fn read_count(store: &AggregateStore<Counter>) -> usize {
     store.read("shared", |counter| counter.count).await.unwrap()
 }
+
+#[tokio::test]
+async fn the_reports_mark_moves_with_a_newer_event_reported_a_missed_report_and_the_aggregate_leaving_memory(
+) {
+    for db in fresh_databases().await {
+        let database = Database::connect(&db.url).await.unwrap();
+        let store = AggregateStore::<Counter>::new(&database, ()).holding_at_most(2);
+        let add = CounterCommand::Add { events: 1 };
+        store
+            .execute("shared", add.clone(), HashMap::new(), |_, _| ())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.reports_mark("shared"),
+            None,
+            "{}: reads do not rely on reports yet",
+            db.label
+        );
+        store.rely_on_reports();
+        assert_eq!(store.reports_mark("elsewhere"), None, "{}", db.label);
+        let first = store.reports_mark("shared").unwrap();
+        store.note_appended("shared", 1);
+        assert_eq!(
+            store.reports_mark("shared"),
+            Some(first),
+            "{}: the state holds that event already",
+            db.label
+        );
+
+        store.note_appended("shared", 2);
+        let reported = store.reports_mark("shared").unwrap();
+        assert_ne!(reported, first, "{}", db.label);
+        store.note_missed();
+        let missed = store.reports_mark("shared").unwrap();
+        assert_ne!(missed, reported, "{}", db.label);
+
+        // Three events elsewhere, then a read of a third aggregate, push "shared" out of
+        // a cache of two events' worth.
+        store
+            .execute(
+                "other",
+                CounterCommand::Add { events: 3 },
+                HashMap::new(),
+                |_, _| (),
+            )
+            .await
+            .unwrap();
+        store.read("third", |counter| counter.count).await.unwrap();
+        assert_eq!(store.reports_mark("shared"), None, "{}", db.label);
+        read_count(&store).await;
+        let back = store.reports_mark("shared").unwrap();
+        assert!(![first, reported, missed].contains(&back), "{}", db.label);
+    }
+}
