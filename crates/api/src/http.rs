@@ -396,7 +396,7 @@ async fn respond(state: &AppState, request: async_graphql::Request, caller: Call
         return answer(unparsable(&request.query));
     };
     // `None`: the answer depends on the caller's pages; else on these organizations' state
-    // under these marks of other processes' reports.
+    // in memory, as of this mark of other processes' reports.
     let (person, depends_on) = match (&caller, &prepared.operation) {
         (Caller::Authenticated(identity), Some(operation))
             if operation.reads_remembered_pages_only =>
@@ -406,10 +406,7 @@ async fn respond(state: &AppState, request: async_graphql::Request, caller: Call
         (Caller::Authenticated(identity), Some(operation)) => {
             let asked = operation
                 .authorizes_in(&request.variables)
-                .and_then(|organizations| {
-                    let marks = state.service.reports_marks(&organizations)?;
-                    Some((organizations, marks))
-                });
+                .and_then(|organizations| Some((organizations, state.service.reports_mark()?)));
             match asked {
                 Some(asked) => (identity.person.clone(), Some(asked)),
                 None => return answer(execute(state, request, caller, prepared).await),
@@ -419,10 +416,9 @@ async fn respond(state: &AppState, request: async_graphql::Request, caller: Call
     };
     let views = state.service.views();
     let mut key = answer_key(&request);
-    let depends_on = depends_on.map(|(organizations, marks)| {
-        // Read before the organizations are: a report coming in meanwhile moves them.
-        key.push('\n');
-        key.push_str(&marks);
+    let depends_on = depends_on.map(|(organizations, mark)| {
+        // Read before the organizations are: a report coming in meanwhile moves it.
+        key.push_str(&format!("\n{mark}"));
         organizations
     });
     let started = Instant::now();

@@ -13,7 +13,7 @@ use access_domain::AccessError;
 use access_domain::{Organization as OrganizationState, OrganizationCommand, OrganizationEvent};
 use access_projections::{Appended, People, Projector, Views};
 use access_reference::ReferenceData;
-use access_store::{AggregateStore, Database, REQUEST_METADATA};
+use access_store::{AggregateStore, Database, ReportsMark, REQUEST_METADATA};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
@@ -210,21 +210,12 @@ impl AccessService {
             .map_err(|error| ApiError::internal(&format!("reading ticket {number}"), &error))
     }
 
-    /// Where the reports of other processes' commands about these organizations stand
-    /// (`AggregateStore::reports_mark`), as text: an answer kept from their state is
-    /// given again only under the same marks, as a read in its place would not be
-    /// answered from memory once one has moved. `None` when one of them is not in memory.
-    pub fn reports_marks(&self, organizations: &[OrganizationId]) -> Option<String> {
-        organizations
-            .iter()
-            .map(|organization| {
-                let mark = self
-                    .inner
-                    .organizations
-                    .reports_mark(&organization.to_string())?;
-                Some(format!("{mark} "))
-            })
-            .collect()
+    /// How far the reports of other processes' commands have come
+    /// (`AggregateStore::reports_mark`): an answer kept from the organizations in memory is
+    /// given again only under the same mark, as a read in its place may no longer be
+    /// answered the same once it has moved. `None` when reads do not rely on reports.
+    pub fn reports_mark(&self) -> Option<ReportsMark> {
+        self.inner.organizations.reports_mark()
     }
 
     /// Reads the organization's current state, including every command committed

@@ -52,17 +52,13 @@ macro_rules! on_repository {
     };
 }
 
-/// See [`AggregateStore::reports_mark`]: equal marks, no event reported in between.
+/// See [`AggregateStore::reports_mark`]: equal marks, no news reported in between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReportsMark {
-    epoch: u64,
-    slot: u64,
-    version: u64,
-}
+pub struct ReportsMark(u64);
 
 impl std::fmt::Display for ReportsMark {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "{}.{}.{}", self.epoch, self.slot, self.version)
+        write!(formatter, "{}", self.0)
     }
 }
 
@@ -281,35 +277,32 @@ where
     /// An event was committed to `aggregate_id` at `sequence`, by this or another process.
     pub fn note_appended(&self, aggregate_id: &str, sequence: usize) {
         if let Some(slot) = self.cache.existing(aggregate_id) {
-            let before = slot.known.fetch_max(sequence, Ordering::SeqCst);
-            if sequence > before && sequence > slot.sequence.load(Ordering::SeqCst) {
-                slot.version.fetch_add(1, Ordering::SeqCst);
+            slot.known.fetch_max(sequence, Ordering::SeqCst);
+            if sequence <= slot.sequence.load(Ordering::SeqCst) {
+                // This process's own event: the state in memory holds it already.
+                return;
             }
         }
+        self.cache.news.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Some events may have been committed without being reported: every aggregate is
     /// checked against the database at its next read.
     pub fn note_missed(&self) {
         self.cache.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.news.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Where the aggregate in memory stands, for an answer kept from its state: the mark
-    /// moves whenever the state does, an event newer than it is reported, reports may have
-    /// been missed, or the aggregate left memory; the reports of events the state holds
-    /// already (this process's own) leave it. An answer kept under an older mark may miss
-    /// an event. `None` when the aggregate is not in memory or reads do not rely on
-    /// reports.
-    pub fn reports_mark(&self, aggregate_id: &str) -> Option<ReportsMark> {
-        if !self.cache.reported.load(Ordering::SeqCst) {
-            return None;
-        }
-        let slot = self.cache.existing(aggregate_id)?;
-        Some(ReportsMark {
-            epoch: self.cache.epoch.load(Ordering::SeqCst),
-            slot: slot.generation,
-            version: slot.version.load(Ordering::SeqCst),
-        })
+    /// How far the reports of other processes' events have come, for answers kept from
+    /// the state in memory: the mark moves whenever an event is reported that the state
+    /// in memory does not hold (or of an aggregate not in memory), and when reports were
+    /// missed; the reports of this process's own events leave it. An answer kept under an
+    /// older mark may miss an event. `None` when reads do not rely on reports.
+    pub fn reports_mark(&self) -> Option<ReportsMark> {
+        self.cache
+            .reported
+            .load(Ordering::SeqCst)
+            .then(|| ReportsMark(self.cache.news.load(Ordering::SeqCst)))
     }
 
     /// One attempt at the command, in the aggregate's turn: its events and where they
@@ -749,6 +742,9 @@ struct Cache<A> {
     reported: AtomicBool,
     /// Moves on whenever reports may have been missed.
     epoch: AtomicU64,
+    /// Counts the reports of events the state in memory did not hold, and the reports
+    /// missed ([`AggregateStore::reports_mark`]).
+    news: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -774,8 +770,6 @@ impl Bound {
 
 struct Slot<A> {
     state: tokio::sync::Mutex<Option<Loaded<A>>>,
-    /// Unique to this slot: the aggregate's next slot, after eviction, has another.
-    generation: u64,
     last_used: AtomicU64,
     /// The highest sequence number reported for the aggregate.
     known: AtomicUsize,
@@ -783,8 +777,6 @@ struct Slot<A> {
     held: AtomicUsize,
     /// The sequence number of the state as last recorded by [`Cache::hold`].
     sequence: AtomicUsize,
-    /// Counts the moves of that state, and the reports of events newer than it.
-    version: AtomicU64,
 }
 
 impl<A> Cache<A> {
@@ -797,6 +789,7 @@ impl<A> Cache<A> {
             clock: AtomicU64::new(0),
             reported: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
+            news: AtomicU64::new(0),
         }
     }
 
@@ -828,12 +821,10 @@ impl<A> Cache<A> {
             .or_insert_with(|| {
                 Arc::new(Slot {
                     state: tokio::sync::Mutex::new(None),
-                    generation: now,
                     last_used: AtomicU64::new(now),
                     known: AtomicUsize::new(0),
                     held: AtomicUsize::new(0),
                     sequence: AtomicUsize::new(0),
-                    version: AtomicU64::new(0),
                 })
             })
             .clone();
@@ -849,10 +840,8 @@ impl<A> Cache<A> {
 
     /// Records how many events' worth the slot's state holds, from under its lock.
     fn hold(&self, slot: &Slot<A>, loaded: Option<&Loaded<A>>) {
-        let sequence = loaded.map_or(0, |loaded| loaded.sequence);
-        if slot.sequence.swap(sequence, Ordering::SeqCst) != sequence {
-            slot.version.fetch_add(1, Ordering::SeqCst);
-        }
+        slot.sequence
+            .store(loaded.map_or(0, |loaded| loaded.sequence), Ordering::SeqCst);
         let now = loaded.map_or(0, |loaded| match self.weigh {
             Some(weigh) => weigh(&loaded.aggregate),
             None => loaded.sequence,
