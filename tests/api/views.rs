@@ -600,6 +600,18 @@ const AUTHORIZE_SUBMITTING: &str = "query($org: ID!) {
     authorize(organizationId: $org, capability: SUBMIT_DATA) { allowed role reason }
 }";
 
+/// Bob's role in Greenville, as `authorize` tells Bob.
+async fn role_bob_holds(app: &TestApp) -> Value {
+    app.graphql(
+        Some(&token("bob", &[])),
+        AUTHORIZE_SUBMITTING,
+        json!({ "org": GREENVILLE }),
+    )
+    .await
+    .data("authorize.role")
+    .clone()
+}
+
 /// docs/adr/13-remembered-answer-texts.md: `authorize` about oneself.
 #[tokio::test]
 async fn a_repeated_authorize_about_oneself_is_answered_as_kept_until_the_organization_changes() {
@@ -626,12 +638,9 @@ async fn a_repeated_authorize_about_oneself_is_answered_as_kept_until_the_organi
         app.decide("alice", &request, true)
             .await
             .data("approveRoleRequest");
-        let allowed = app
-            .graphql(Some(&bob), AUTHORIZE_SUBMITTING, greenville.clone())
-            .await;
         assert_eq!(
-            allowed.data("authorize.role"),
-            &json!("STAFF_USER"),
+            role_bob_holds(&app).await,
+            json!("STAFF_USER"),
             "{}: the approval shows at once",
             app.label
         );
@@ -664,42 +673,32 @@ async fn a_kept_authorize_answer_goes_when_another_server_process_changes_the_or
         eprintln!("skipping: two processes see each other at once on PostgreSQL alone (TEST_DATABASE_URL)");
         return;
     };
-    {
-        let app = spawn_app(database).await;
-        let other = ServerProcess::start(&app).await;
-        app.first_security_official_of_greenville("alice").await;
-        let request = app.pending_staff_request("bob").await;
-        let bob = token("bob", &[]);
-        let greenville = json!({ "org": GREENVILLE });
-        for _ in 0..2 {
-            let denied = app
-                .graphql(Some(&bob), AUTHORIZE_SUBMITTING, greenville.clone())
-                .await;
-            assert_eq!(denied.data("authorize.role"), &Value::Null, "{}", app.label);
-        }
-        assert_eq!(answers_sent_as_kept(&app).await, 1, "{}", app.label);
-
-        let approved = other
-            .graphql(
-                Some(&token("alice", &[])),
-                "mutation($id: ID!) { approveRoleRequest(requestId: $id) { state } }",
-                json!({ "id": request }),
-            )
-            .await;
-        assert_eq!(
-            approved.data("approveRoleRequest.state"),
-            &json!("APPROVED"),
-            "{}",
-            app.label
-        );
-        let allowed = app
-            .graphql(Some(&bob), AUTHORIZE_SUBMITTING, greenville.clone())
-            .await;
-        assert_eq!(
-            allowed.data("authorize.role"),
-            &json!("STAFF_USER"),
-            "{}: the other process's approval shows at once",
-            app.label
-        );
+    let app = spawn_app(database).await;
+    let other = ServerProcess::start(&app).await;
+    app.first_security_official_of_greenville("alice").await;
+    let request = app.pending_staff_request("bob").await;
+    for _ in 0..2 {
+        assert_eq!(role_bob_holds(&app).await, Value::Null, "{}", app.label);
     }
+    assert_eq!(answers_sent_as_kept(&app).await, 1, "{}", app.label);
+
+    let approved = other
+        .graphql(
+            Some(&token("alice", &[])),
+            "mutation($id: ID!) { approveRoleRequest(requestId: $id) { state } }",
+            json!({ "id": request }),
+        )
+        .await;
+    assert_eq!(
+        approved.data("approveRoleRequest.state"),
+        &json!("APPROVED"),
+        "{}",
+        app.label
+    );
+    assert_eq!(
+        role_bob_holds(&app).await,
+        json!("STAFF_USER"),
+        "{}: the other process's approval shows at once",
+        app.label
+    );
 }
