@@ -395,32 +395,28 @@ async fn respond(state: &AppState, request: async_graphql::Request, caller: Call
     let Some(prepared) = prepare(state, &request) else {
         return answer(unparsable(&request.query));
     };
-    // `None`: the answer depends on the caller's pages; else on these organizations' state
-    // in memory, as of this mark of other processes' reports.
-    let (person, depends_on) = match (&caller, &prepared.operation) {
+    // `depends_on`: `None` when the answer depends on the caller's pages; else the
+    // organizations whose state in memory it reads, the key holding the mark of other
+    // processes' reports taken before the read (a report coming in meanwhile moves it).
+    let (person, key, depends_on) = match (&caller, &prepared.operation) {
         (Caller::Authenticated(identity), Some(operation))
             if operation.reads_remembered_pages_only =>
         {
-            (identity.person.clone(), None)
+            (identity.person.clone(), answer_key(&request), None)
         }
         (Caller::Authenticated(identity), Some(operation)) => {
             let asked = operation
                 .authorizes_in(&request.variables)
                 .and_then(|organizations| Some((organizations, state.service.reports_mark()?)));
-            match asked {
-                Some(asked) => (identity.person.clone(), Some(asked)),
-                None => return answer(execute(state, request, caller, prepared).await),
-            }
+            let Some((organizations, mark)) = asked else {
+                return answer(execute(state, request, caller, prepared).await);
+            };
+            let key = format!("{}\n{mark}", answer_key(&request));
+            (identity.person.clone(), key, Some(organizations))
         }
         _ => return answer(execute(state, request, caller, prepared).await),
     };
     let views = state.service.views();
-    let mut key = answer_key(&request);
-    let depends_on = depends_on.map(|(organizations, mark)| {
-        // Read before the organizations are: a report coming in meanwhile moves it.
-        key.push_str(&format!("\n{mark}"));
-        organizations
-    });
     let started = Instant::now();
     if let Some(text) = views.answer_text(&person, &key) {
         let metrics = state.service.metrics();

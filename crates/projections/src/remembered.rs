@@ -150,8 +150,7 @@ impl Remembered {
         organizations: Vec<OrganizationId>,
     ) {
         let mut state = self.state();
-        if state.may_keep(ticket) {
-            state.keep(ticket, person, organizations, |_| {});
+        if state.keep(ticket, person, organizations, |_| {}) {
             state.keep_text(person, key, text);
         }
     }
@@ -252,9 +251,9 @@ impl State {
         person: &PersonId,
         organizations: impl IntoIterator<Item = OrganizationId>,
         store: impl FnOnce(&mut Answers),
-    ) {
+    ) -> bool {
         if !self.may_keep(ticket) {
-            return;
+            return false;
         }
         if self.people.len() >= PEOPLE && !self.people.contains_key(person) {
             self.forget_everything();
@@ -269,6 +268,7 @@ impl State {
                     .insert(person.clone());
             }
         }
+        true
     }
 
     /// Adds a text to the answers `person` has kept, within the bounds on texts.
