@@ -402,6 +402,46 @@ async fn metrics_count_operations_by_outcome_and_events_appended() {
 }
 
 #[tokio::test]
+async fn metrics_say_how_many_commands_each_group_of_appends_took_and_how_long_writing_them_took() {
+    for app in spawn_apps().await {
+        let before = app.get("/metrics").await.text().await.unwrap();
+        assert_eq!(
+            series(&before, "access_append_group_commands_total"),
+            Some(0.0),
+            "{}",
+            app.label
+        );
+        app.first_security_official_of_greenville("alice").await;
+        app.request_role("bob", GREENVILLE, "STAFF_USER", Value::Null)
+            .await;
+        app.graphql(None, "{ me { id } }", json!({})).await;
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let commands = series(&metrics, "access_append_group_commands_total");
+        let groups = series(&metrics, "access_append_groups_total");
+        let busy = series(&metrics, "access_append_busy_seconds_total");
+        assert_eq!(commands, Some(2.0), "{}: {metrics}", app.label);
+        assert!(
+            groups.is_some_and(|groups| (1.0..=2.0).contains(&groups)),
+            "{}: {metrics}",
+            app.label
+        );
+        assert!(
+            busy.is_some_and(|busy| busy > 0.0),
+            "{}: {metrics}",
+            app.label
+        );
+    }
+}
+
+/// The value of an unlabelled series in a Prometheus text exposition.
+fn series(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (series, value) = line.split_once(' ')?;
+        (series == name).then(|| value.parse().ok())?
+    })
+}
+
+#[tokio::test]
 async fn every_response_carries_the_request_id() {
     for app in spawn_apps().await {
         let response = app

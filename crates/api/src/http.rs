@@ -644,6 +644,28 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "GraphQL requests being served now (at most ACCESS_MAX_REQUESTS).",
         state.serving.in_flight(),
     );
+    let groups = state.service.projector().append_groups();
+    unlabelled_series(
+        &mut text,
+        "access_append_groups_total",
+        "counter",
+        "Groups of commands this process appended, each in one transaction with the views it writes (docs/adr/14-grouped-appends.md).",
+        groups.groups,
+    );
+    unlabelled_series(
+        &mut text,
+        "access_append_group_commands_total",
+        "counter",
+        "Commands in those groups.",
+        groups.commands,
+    );
+    unlabelled_series(
+        &mut text,
+        "access_append_busy_seconds_total",
+        "counter",
+        "Seconds the appends' task spent writing groups and answering their commands; a rate near 1 means it bounds this process's commands/s.",
+        groups.busy.as_secs_f64(),
+    );
     // The lag is read from the database, so every server reports the views'
     // true state whichever server writes them.
     let database = state.service.database();

@@ -203,6 +203,16 @@ impl ServerProcess {
         Ok(parse_lag(&text))
     }
 
+    /// The `access_append_*` counters, from /metrics, with when they were read.
+    pub async fn append_groups(&self) -> Result<AppendGroups, String> {
+        let (status, text) = self.gql().get("/metrics").await?;
+        if status != 200 {
+            return Err(format!("/metrics answered {status}"));
+        }
+        AppendGroups::parse(&text, Instant::now())
+            .ok_or_else(|| "no access_append_* series in /metrics".to_string())
+    }
+
     /// Waits until every view has applied every event; answers how long it took.
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<Duration, String> {
         let started = Instant::now();
@@ -389,6 +399,68 @@ impl std::fmt::Display for CpuPerCommand {
     }
 }
 
+/// The server's counts of its grouped appends (`access_append_*` in /metrics), read at
+/// `at`. Two readings around a measured phase say whether the appends' task was the
+/// limit (busy nearly all the time), and if so what bounded the rate: the commands each
+/// group carried and the time each group took (docs/performance.md).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AppendGroups {
+    pub groups: f64,
+    pub commands: f64,
+    pub busy_seconds: f64,
+    pub at: Instant,
+}
+
+impl AppendGroups {
+    pub fn parse(metrics: &str, at: Instant) -> Option<AppendGroups> {
+        let series = |name: &str| {
+            metrics.lines().find_map(|line| {
+                let (series, value) = line.split_once(' ')?;
+                (series == name).then(|| value.trim().parse::<f64>().ok())?
+            })
+        };
+        Some(AppendGroups {
+            groups: series("access_append_groups_total")?,
+            commands: series("access_append_group_commands_total")?,
+            busy_seconds: series("access_append_busy_seconds_total")?,
+            at,
+        })
+    }
+
+    /// What happened between `before` and this reading.
+    pub fn since(self, before: AppendGroups) -> Grouping {
+        let groups = (self.groups - before.groups).max(0.0);
+        let busy = (self.busy_seconds - before.busy_seconds).max(0.0);
+        let wall = self.at.saturating_duration_since(before.at).as_secs_f64();
+        Grouping {
+            commands_a_group: (self.commands - before.commands).max(0.0) / groups.max(1.0),
+            time_a_group: Duration::from_secs_f64(busy / groups.max(1.0)),
+            busy: if wall > 0.0 { busy / wall } else { 0.0 },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Grouping {
+    pub commands_a_group: f64,
+    /// The appends' task's time per group: the group's chain.
+    pub time_a_group: Duration,
+    /// The share of the time the appends' task was writing, 0 to 1.
+    pub busy: f64,
+}
+
+impl std::fmt::Display for Grouping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} commands a group, {:.2} ms a group; the appends' task busy {:.0} % of the time",
+            self.commands_a_group,
+            self.time_a_group.as_secs_f64() * 1e3,
+            self.busy * 100.0
+        )
+    }
+}
+
 /// A process's name and its user and system ticks, from `/proc/PID/stat`.
 fn process_ticks(pid: u32) -> Option<(String, u64)> {
     parse_process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
@@ -509,6 +581,33 @@ mod tests {
         assert_eq!(cpu.postgres, Duration::from_millis(4));
         assert_eq!(cpu.load_tool, Duration::from_micros(200));
         assert_eq!(cpu.busy, 0.75);
+    }
+
+    #[test]
+    fn two_readings_of_the_append_counters_give_the_groups_size_time_and_the_tasks_busy_share() {
+        let start = Instant::now();
+        let text = |groups: u64, commands: u64, busy: f64| {
+            format!(
+                "# TYPE access_append_groups_total counter\naccess_append_groups_total {groups}\n\
+                 access_append_group_commands_total {commands}\n\
+                 access_append_busy_seconds_total {busy}\naccess_graphql_requests_in_flight 3\n"
+            )
+        };
+        let before = AppendGroups::parse(&text(10, 100, 1.5), start).unwrap();
+        let after =
+            AppendGroups::parse(&text(1_010, 16_100, 5.1), start + Duration::from_secs(4)).unwrap();
+        let grouping = after.since(before);
+        assert_eq!(grouping.commands_a_group, 16.0);
+        assert_eq!(grouping.time_a_group, Duration::from_micros(3_600));
+        assert!((grouping.busy - 0.9).abs() < 1e-9, "{grouping:?}");
+        assert_eq!(
+            grouping.to_string(),
+            "16.0 commands a group, 3.60 ms a group; the appends' task busy 90 % of the time"
+        );
+        assert_eq!(
+            AppendGroups::parse("access_append_groups_total 1\n", start),
+            None
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! one update of each view, and are answered with every view already showing them.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use access_store::{AppendQueue, AppendedAt, PendingAppend, Pool, StoredEvent};
 use cqrs_es::persist::PersistenceError;
@@ -30,6 +31,51 @@ const GROUP_EVENTS: usize = 1_000;
 /// The event store's append lock (docs/adr/02-global-position.md, the key its trigger
 /// takes), taken in the round trip of the group's `BEGIN`.
 const TAKE_APPEND_LOCK: &str = "SELECT pg_advisory_xact_lock(1094927699, 1);";
+
+/// How full the appends' task keeps its groups, and how much of its time it spends
+/// writing them, since the process started: a task writing nearly all the time is what
+/// bounds the commands' rate, and the commands a group then say what each chain serves
+/// (docs/performance.md, "(a) on PostgreSQL: where a group's chain goes").
+#[derive(Default)]
+pub(crate) struct GroupCounts {
+    groups: AtomicU64,
+    commands: AtomicU64,
+    busy_nanos: AtomicU64,
+}
+
+impl GroupCounts {
+    pub(crate) fn read(&self) -> AppendGroups {
+        AppendGroups {
+            groups: self.groups.load(Ordering::Relaxed),
+            commands: self.commands.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// A transaction written from `started` until now: a group of `commands`, or the
+    /// people directory's rows alone (`commands` 0), which take the task's time too.
+    fn wrote(&self, commands: usize, started: Instant) {
+        if commands > 0 {
+            self.groups.fetch_add(1, Ordering::Relaxed);
+            self.commands.fetch_add(commands as u64, Ordering::Relaxed);
+        }
+        let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos.fetch_add(busy, Ordering::Relaxed);
+    }
+}
+
+/// [`GroupCounts`] as read at one moment; counters, so two readings a while apart give
+/// the rates over that while.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendGroups {
+    /// Groups of commands appended, each in one transaction.
+    pub groups: u64,
+    /// The commands in them.
+    pub commands: u64,
+    /// Time spent writing groups and answering their commands, and writing the people
+    /// directory's rows that came alone.
+    pub busy: Duration,
+}
 
 /// The queue a store appends through, and the task that empties it.
 ///
@@ -134,11 +180,14 @@ async fn append_in_groups(
         while let Ok(contact) = contacts.try_recv() {
             recordings.push(contact);
         }
+        let started = Instant::now();
         if group.is_empty() {
             let written = write_people(&shared, &writer, &recordings).await;
             people::answer(recordings, written.as_ref().map(drop));
+            shared.group_counts.wrote(0, started);
             continue;
         }
+        let commands = group.len();
         let written = write(&shared, &writer, &group, &recordings).await;
         people::answer(recordings, written.as_ref().map(drop));
         match written {
@@ -165,6 +214,7 @@ async fn append_in_groups(
                 }
             }
         }
+        shared.group_counts.wrote(commands, started);
     }
 }
 

@@ -85,6 +85,7 @@ pub use access::{
 pub use audit::{export_audit, AuditEntry, AuditFilter, ExportFormat};
 pub use error::Error;
 pub use feed::RequestChange;
+pub use grouped::AppendGroups;
 pub use notifications::{
     EmailHandoff, EmailState, EmailsHanded, ErasedContact, HandedEmails, Notification,
     OrganizationNames, Outbox, Outcome, PendingEmail, People, Recorded, UndeliveredEmail,

@@ -18,6 +18,7 @@ use tokio::time::{sleep, Instant};
 use crate::error::Error;
 use crate::events::{read_batch, subject, Batch};
 use crate::feed::RequestChange;
+use crate::grouped::{AppendGroups, GroupCounts};
 use crate::notifications::{EmailHandoff, OrganizationNames, People, Recording};
 use crate::read::Views;
 use crate::remembered::Remembered;
@@ -135,6 +136,7 @@ pub(crate) struct Shared {
     recent: tokio::sync::Mutex<Vec<(i64, Arc<Batch>)>>,
     /// Answers of the access view, kept while this process writes it.
     pub(crate) remembered: Arc<Remembered>,
+    pub(crate) group_counts: GroupCounts,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -158,6 +160,7 @@ impl Projector {
             reached: Default::default(),
             recent: Default::default(),
             remembered: Arc::default(),
+            group_counts: GroupCounts::default(),
             tasks: Mutex::new(Vec::new()),
         });
         let mut tasks = Vec::new();
@@ -248,6 +251,12 @@ impl Projector {
             remembered: self.shared.remembered.clone(),
             ..Views::new(self.shared.database.clone())
         }
+    }
+
+    /// How this process's appends were grouped, and how busy writing them kept its
+    /// appends' task, since it started.
+    pub fn append_groups(&self) -> AppendGroups {
+        self.shared.group_counts.read()
     }
 
     /// Whether this process writes `view` now (always, on SQLite).
