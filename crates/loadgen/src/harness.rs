@@ -501,7 +501,7 @@ impl Harness {
             Kind::Sqlite => None,
         };
         let server = deployment.server().pid;
-        let groups_before = deployment.server().append_groups().await;
+        let groups_before = deployment.server().append_counters().await;
         let cpu_before = CpuTicks::now(server);
         let (recorder, elapsed) = closed_loop(clients, o.duration(), |client, deadline| {
             let mine: Vec<Practice> = practices
@@ -520,7 +520,7 @@ impl Harness {
         })
         .await;
         let cpu_after = CpuTicks::now(server);
-        let groups_after = deployment.server().append_groups().await;
+        let groups_after = deployment.server().append_counters().await;
         let wal_after = match wal_before {
             Some(_) => db::wal_written(&deployment.url()).await.ok(),
             None => None,
@@ -541,24 +541,13 @@ impl Harness {
             format!("(a) spread CPU per command ({label})"),
             cpu.to_string(),
         );
-        let grouping_row = match (groups_before, groups_after) {
-            (Ok(before), Ok(after)) => {
-                let grouping = after.since(before);
-                println!("  appends: {grouping}");
-                Row::new(
-                    format!("(a) spread appends ({label})"),
-                    grouping.to_string(),
-                )
-            }
+        let grouping = match (groups_before, groups_after) {
+            (Ok(before), Ok(after)) => after.since(before).to_string(),
             // Informative only, as a server built before the series has none.
-            (Err(error), _) | (_, Err(error)) => {
-                println!("  appends: not read ({error})");
-                Row::new(
-                    format!("(a) spread appends ({label})"),
-                    format!("not read: {error}"),
-                )
-            }
+            (Err(error), _) | (_, Err(error)) => format!("not read: {error}"),
         };
+        println!("  appends: {grouping}");
+        let grouping_row = Row::new(format!("(a) spread appends ({label})"), grouping);
         let wal_row = wal_before.zip(wal_after).map(|(before, after)| {
             let commands = all.ok_count().max(1) as f64;
             let records = (after.0 - before.0) as f64 / commands;

@@ -204,12 +204,12 @@ impl ServerProcess {
     }
 
     /// The `access_append_*` counters, from /metrics, with when they were read.
-    pub async fn append_groups(&self) -> Result<AppendGroups, String> {
+    pub async fn append_counters(&self) -> Result<AppendCounters, String> {
         let (status, text) = self.gql().get("/metrics").await?;
         if status != 200 {
             return Err(format!("/metrics answered {status}"));
         }
-        AppendGroups::parse(&text, Instant::now())
+        AppendCounters::parse(&text, Instant::now())
             .ok_or_else(|| "no access_append_* series in /metrics".to_string())
     }
 
@@ -404,22 +404,22 @@ impl std::fmt::Display for CpuPerCommand {
 /// limit (busy nearly all the time), and if so what bounded the rate: the commands each
 /// group carried and the time each group took (docs/performance.md).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AppendGroups {
+pub struct AppendCounters {
     pub groups: f64,
     pub commands: f64,
     pub busy_seconds: f64,
     pub at: Instant,
 }
 
-impl AppendGroups {
-    pub fn parse(metrics: &str, at: Instant) -> Option<AppendGroups> {
+impl AppendCounters {
+    pub fn parse(metrics: &str, at: Instant) -> Option<AppendCounters> {
         let series = |name: &str| {
             metrics.lines().find_map(|line| {
                 let (series, value) = line.split_once(' ')?;
                 (series == name).then(|| value.trim().parse::<f64>().ok())?
             })
         };
-        Some(AppendGroups {
+        Some(AppendCounters {
             groups: series("access_append_groups_total")?,
             commands: series("access_append_group_commands_total")?,
             busy_seconds: series("access_append_busy_seconds_total")?,
@@ -428,7 +428,7 @@ impl AppendGroups {
     }
 
     /// What happened between `before` and this reading.
-    pub fn since(self, before: AppendGroups) -> Grouping {
+    pub fn since(self, before: AppendCounters) -> Grouping {
         let groups = (self.groups - before.groups).max(0.0);
         let busy = (self.busy_seconds - before.busy_seconds).max(0.0);
         let wall = self.at.saturating_duration_since(before.at).as_secs_f64();
@@ -593,9 +593,10 @@ mod tests {
                  access_append_busy_seconds_total {busy}\naccess_graphql_requests_in_flight 3\n"
             )
         };
-        let before = AppendGroups::parse(&text(10, 100, 1.5), start).unwrap();
+        let before = AppendCounters::parse(&text(10, 100, 1.5), start).unwrap();
         let after =
-            AppendGroups::parse(&text(1_010, 16_100, 5.1), start + Duration::from_secs(4)).unwrap();
+            AppendCounters::parse(&text(1_010, 16_100, 5.1), start + Duration::from_secs(4))
+                .unwrap();
         let grouping = after.since(before);
         assert_eq!(grouping.commands_a_group, 16.0);
         assert_eq!(grouping.time_a_group, Duration::from_micros(3_600));
@@ -605,7 +606,7 @@ mod tests {
             "16.0 commands a group, 3.60 ms a group; the appends' task busy 90 % of the time"
         );
         assert_eq!(
-            AppendGroups::parse("access_append_groups_total 1\n", start),
+            AppendCounters::parse("access_append_groups_total 1\n", start),
             None
         );
     }
