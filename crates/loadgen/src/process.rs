@@ -196,19 +196,20 @@ impl ServerProcess {
 
     /// `access_projector_lag_events` per view, from /metrics.
     pub async fn lag(&self) -> Result<Vec<(String, i64)>, String> {
+        Ok(parse_lag(&self.metrics().await?))
+    }
+
+    async fn metrics(&self) -> Result<String, String> {
         let (status, text) = self.gql().get("/metrics").await?;
         if status != 200 {
             return Err(format!("/metrics answered {status}"));
         }
-        Ok(parse_lag(&text))
+        Ok(text)
     }
 
     /// The `access_append_*` counters, from /metrics, with when they were read.
     pub async fn append_counters(&self) -> Result<AppendCounters, String> {
-        let (status, text) = self.gql().get("/metrics").await?;
-        if status != 200 {
-            return Err(format!("/metrics answered {status}"));
-        }
+        let text = self.metrics().await?;
         AppendCounters::parse(&text, Instant::now())
             .ok_or_else(|| "no access_append_* series in /metrics".to_string())
     }
