@@ -29,7 +29,7 @@ commands:
   dev-token --sub ID [--name NAME] [--email EMAIL] [--roles support,auditor] [--days N]
                             print a token signed with the development secret
                             (accepted only by a server started with ACCESS_DEV_AUTH=1)
-  rebuild [access|support|audit|all]
+  rebuild [access|support|all]
                             rebuild a view (default: all) from the whole event log into
                             fresh tables and swap them in; a running server keeps serving
   export-audit [--from POS] [--to POS] [--format jsonl|csv]
@@ -217,6 +217,13 @@ const REBUILD_BATCH: i64 = 5000;
 fn rebuild(options: &[String]) -> Result<(), String> {
     let views = match options.first().map(String::as_str) {
         None | Some("all") => View::REBUILDABLE.to_vec(),
+        Some("audit") => {
+            return Err(
+                "rebuild: the audit log is the event log itself since migration 1005 \
+                        (docs/adr/17-audit-log-from-the-event-log.md): nothing to rebuild"
+                    .to_owned(),
+            )
+        }
         Some(name) => vec![View::parse(name).ok_or_else(|| {
             let names: Vec<&str> = View::REBUILDABLE.iter().map(|view| view.name()).collect();
             format!(

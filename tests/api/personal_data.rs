@@ -253,7 +253,7 @@ async fn erasing_a_person_removes_their_name_and_address_and_the_audit_log_still
             "{}: only Bob is erased",
             app.label
         );
-        subcommand(app.database_url(), &["rebuild", "audit"]);
+        subcommand(app.database_url(), &["rebuild", "all"]);
         let after = app.graphql(Some(&auditor), AUDIT, json!({})).await;
         let entries = after.data("auditLog.edges").as_array().unwrap();
         assert_eq!(

@@ -390,7 +390,7 @@ async fn metrics_count_operations_by_outcome_and_events_appended() {
             "access_graphql_request_duration_seconds_count{operation=\"requestRole\"} 2",
             "access_events_appended_total 4",
             "access_projector_lag_events{view=\"access\"} 0",
-            "access_projector_lag_events{view=\"audit\"} 0",
+            "access_projector_lag_events{view=\"support\"} 0",
         ] {
             assert!(
                 metrics.contains(line),

@@ -614,10 +614,10 @@ mod tests {
 
     #[test]
     fn reads_the_lag_gauges() {
-        let text = "# TYPE access_projector_lag_events gauge\naccess_projector_lag_events{view=\"access\"} 0\naccess_projector_lag_events{view=\"audit\"} 12\nother 1\n";
+        let text = "# TYPE access_projector_lag_events gauge\naccess_projector_lag_events{view=\"access\"} 0\naccess_projector_lag_events{view=\"support\"} 12\nother 1\n";
         assert_eq!(
             parse_lag(text),
-            vec![("access".to_string(), 0), ("audit".to_string(), 12)]
+            vec![("access".to_string(), 0), ("support".to_string(), 12)]
         );
     }
 

@@ -1,20 +1,19 @@
-//! View "audit": one row per event, filtered and paged for the auditors, and the
-//! streaming export of the log.
+//! The audit log: the event log itself, filtered and paged for the auditors, and its
+//! streaming export (docs/adr/17-audit-log-from-the-event-log.md).
 
 use std::io::Write;
 
 use access_domain::identifiers::{OrganizationId, PersonId};
-use access_store::Database;
+use access_domain::Organization;
+use access_store::{Database, StoredEvent};
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use serde_json::json;
 
 use crate::error::Error;
 use crate::events::{subject, Envelope};
 use crate::read::{limit, Page, Views};
-use crate::sql::{fetch, parse_id, parse_time, time_text, Param, Tx};
-use crate::view::Target;
-
-pub(crate) const AUDIT_LOG: &str = "view_audit_log";
+use crate::sql::{fetch, time_text, Param};
 
 /// One recorded event as auditors read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,40 +65,6 @@ pub struct AuditFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// Appends one row per event, many rows per statement: the audit log is append-only, so
-/// a batch needs one round trip to the database per few hundred events, not one each.
-pub(crate) async fn apply_batch(
-    target: Target,
-    tx: &mut Tx,
-    envelopes: &[Envelope],
-) -> Result<(), Error> {
-    let rows = envelopes
-        .iter()
-        .map(|envelope| {
-            let entry = AuditEntry::of(envelope);
-            vec![
-                Param::from(entry.position),
-                Param::from(entry.organization.to_string()),
-                Param::from(entry.sequence),
-                Param::from(entry.event_type),
-                Param::from(entry.event_version),
-                Param::from(entry.occurred_at),
-                Param::from(entry.actor.as_ref().map(PersonId::as_str)),
-                Param::from(entry.subject.as_ref().map(PersonId::as_str)),
-                Param::from(entry.payload),
-            ]
-        })
-        .collect();
-    let table = target.table(AUDIT_LOG);
-    tx.execute_rows(rows, |values| {
-        format!(
-            "INSERT INTO {table} (position, organization_id, sequence, event_type, \
-             event_version, occurred_at, actor_id, subject_id, payload) {values}"
-        )
-    })
-    .await
-}
-
 impl Views {
     /// The events matching `filter` in log order, `first` at a time after the cursor
     /// `after`. Cursors are positions, so a page never shifts while events keep arriving:
@@ -124,18 +89,28 @@ impl Views {
         if filter.event_types.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Page::of(Vec::new(), first, |_| String::new()));
         }
-        let mut conditions = vec!["position > $1".to_owned()];
-        let mut values = vec![Param::from(after)];
+        let mut values = vec![Param::from(Organization::TYPE), Param::from(after)];
+        let mut conditions = vec!["aggregate_type = $1".to_owned(), "position > $2".to_owned()];
+        let mut order = "position";
         let mut bind = |condition: &str, value: Param| {
             values.push(value);
             conditions.push(condition.replace('?', &format!("${}", values.len())));
         };
         if let Some(organization) = &filter.organization {
-            bind("organization_id = ?", Param::from(organization.to_string()));
+            // Within one organization sequence order is log order, and the primary key is
+            // in sequence order: the page starts after the cursor's sequence. A cursor
+            // from another organization finds none, and `position > $2` still holds.
+            bind(
+                "aggregate_id = ? AND sequence > COALESCE((SELECT page_end.sequence \
+                   FROM events page_end WHERE page_end.position = $2 \
+                    AND page_end.aggregate_type = $1 AND page_end.aggregate_id = ?), 0)",
+                Param::from(organization.to_string()),
+            );
+            order = "sequence";
         }
         if let Some(person) = &filter.person {
             bind(
-                "(actor_id = ? OR subject_id = ?)",
+                "(person_id = ? OR acted_for = ?)",
                 Param::from(person.as_str()),
             );
         }
@@ -155,32 +130,33 @@ impl Views {
         }
         values.push(Param::from(limit(first)));
         let sql = format!(
-            "SELECT position, organization_id, sequence, event_type, event_version, \
-                    occurred_at, actor_id, subject_id, payload \
-               FROM {AUDIT_LOG} WHERE {} ORDER BY position LIMIT ${}",
+            "SELECT position, aggregate_id, sequence, event_type, event_version, \
+                    CAST(payload AS TEXT) \
+               FROM events WHERE {} ORDER BY {order} LIMIT ${}",
             conditions.join(" AND "),
             values.len()
         );
         let entries = fetch(&self.database, &sql, &values, |row| {
-            Ok(AuditEntry {
-                position: row.int(0)?,
-                organization: parse_id(&row.text(1)?, AUDIT_LOG, "organization_id")?,
+            let position = row.int(0)?;
+            let event_type = row.text(3)?;
+            let payload = serde_json::from_str(&row.text(5)?).map_err(|_| Error::Undecodable {
+                position,
+                event_type: event_type.clone(),
+            })?;
+            let stored = StoredEvent {
+                position,
+                aggregate_type: Organization::TYPE.to_owned(),
+                aggregate_id: row.text(1)?,
                 sequence: row.int(2)?,
-                event_type: row.text(3)?,
+                event_type,
                 event_version: row.text(4)?,
-                occurred_at: parse_time(&row.text(5)?, AUDIT_LOG, "occurred_at")?,
-                actor: row
-                    .opt_text(6)?
-                    .map(|actor| parse_id(&actor, AUDIT_LOG, "actor_id"))
-                    .transpose()?,
-                subject: row
-                    .opt_text(7)?
-                    .map(|subject| parse_id(&subject, AUDIT_LOG, "subject_id"))
-                    .transpose()?,
-                payload: row.text(8)?,
-            })
+                payload,
+                metadata: serde_json::Value::Null,
+            };
+            Ok(Envelope::decode(stored)?.map(|envelope| AuditEntry::of(&envelope)))
         })
         .await?;
+        let entries = entries.into_iter().flatten().collect();
         Ok(Page::of(entries, first, |entry| entry.position.to_string()))
     }
 }

@@ -12,7 +12,7 @@ use crate::events::Batch;
 use crate::notifications;
 use crate::projector::ProjectorOptions;
 use crate::sql::{fetch, params, Tx};
-use crate::{access, audit, support};
+use crate::{access, support};
 
 /// A view: tables updated together, with one checkpoint, one lease and one rebuild.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -21,31 +21,23 @@ pub enum View {
     Access,
     /// Help-desk tickets and masked failed proofs: blocked accounts, tickets.
     Support,
-    /// One row per event, for the auditors.
-    Audit,
     /// What each person is told, on screen and by email (the outbox). Never rebuilt.
     Notifications,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [
-        View::Access,
-        View::Support,
-        View::Audit,
-        View::Notifications,
-    ];
+    pub const ALL: [View; 3] = [View::Access, View::Support, View::Notifications];
 
     /// The views `rebuild` can refill from the events. Notifications are not among them:
     /// what people read and which emails went out is in no event, and a replay would
     /// mail everyone again.
-    pub const REBUILDABLE: [View; 3] = [View::Access, View::Support, View::Audit];
+    pub const REBUILDABLE: [View; 2] = [View::Access, View::Support];
 
     /// The name in `projection_checkpoints`, in logs and on the `rebuild` command line.
     pub fn name(self) -> &'static str {
         match self {
             View::Access => "access",
             View::Support => "support",
-            View::Audit => "audit",
             View::Notifications => "notifications",
         }
     }
@@ -58,7 +50,6 @@ impl View {
         match self {
             View::Access => &[access::GRANTS, access::REQUESTS],
             View::Support => &[support::TICKETS, support::FAILED_PROOFS],
-            View::Audit => &[audit::AUDIT_LOG],
             View::Notifications => &[
                 notifications::SECURITY_OFFICIALS,
                 notifications::NOTIFICATIONS,
@@ -73,7 +64,6 @@ impl View {
         match self {
             View::Access => 1001,
             View::Support => 1002,
-            View::Audit => 1003,
             View::Notifications => 1004,
         }
     }
@@ -82,8 +72,7 @@ impl View {
         match self {
             View::Access => 0,
             View::Support => 1,
-            View::Audit => 2,
-            View::Notifications => 3,
+            View::Notifications => 2,
         }
     }
 }
@@ -123,7 +112,6 @@ pub(crate) async fn apply_batch(
 ) -> Result<(), Error> {
     match view {
         View::Access => access::apply_batch(target, tx, &batch.events).await,
-        View::Audit => audit::apply_batch(target, tx, &batch.events).await,
         View::Support => {
             for event in &batch.events {
                 support::apply(target, tx, event).await?;

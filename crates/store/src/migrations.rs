@@ -65,6 +65,11 @@ const SQLITE: &[MigrationFile] = &[
         description: "outbox undelivered",
         sql: include_str!("../../../projections/sqlite/1004_outbox_undelivered.sql"),
     },
+    MigrationFile {
+        version: 1005,
+        description: "audit log from events",
+        sql: include_str!("../../../projections/sqlite/1005_audit_log_from_events.sql"),
+    },
 ];
 
 const POSTGRES: &[MigrationFile] = &[
@@ -117,6 +122,11 @@ const POSTGRES: &[MigrationFile] = &[
         version: 1004,
         description: "outbox undelivered",
         sql: include_str!("../../../projections/postgres/1004_outbox_undelivered.sql"),
+    },
+    MigrationFile {
+        version: 1005,
+        description: "audit log from events",
+        sql: include_str!("../../../projections/postgres/1005_audit_log_from_events.sql"),
     },
 ];
 

@@ -1,14 +1,16 @@
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use access_domain::identifiers::TicketNumber;
 use access_domain::roles::Role;
 use access_domain::{OrganizationCommand, OrganizationEvent};
-use access_projections::{rebuild, View};
+use access_projections::{rebuild, AuditFilter, View};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use uuid::Uuid;
 
-use crate::common::{harnesses, npi, person, request, GOOD_TIN, ORGANIZATIONS};
+use crate::common::{
+    audit_log, harnesses, npi, organization, person, request, Harness, Row, GOOD_TIN, ORGANIZATIONS,
+};
 
 const PEOPLE: usize = 3;
 
@@ -291,6 +293,7 @@ async fn views_equal_the_fold(steps: Vec<Step>) -> Result<(), String> {
         if views != expected {
             return Err(format!("{}: views {views:#?}\nfold {expected:#?}", h.label));
         }
+        audit_filters_equal_the_fold(&h, &expected["audit log"]).await?;
         // The whole history again in one batch, however the projector cut it.
         rebuild(&h.database, &[View::Access], 1000, |_| ())
             .await
@@ -299,6 +302,54 @@ async fn views_equal_the_fold(steps: Vec<Step>) -> Result<(), String> {
         if views != expected {
             return Err(format!(
                 "{}: rebuilt in one batch: views {views:#?}\nfold {expected:#?}",
+                h.label
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The audit log by person and by organization: the entries the person did or that are
+/// about them, as the domain names actor and subject, and an organization's own.
+async fn audit_filters_equal_the_fold(h: &Harness, audit: &[Row]) -> Result<(), String> {
+    const ORGANIZATION: usize = 1;
+    const ACTOR: usize = 6;
+    const SUBJECT: usize = 7;
+    let people: BTreeSet<&str> = audit
+        .iter()
+        .flat_map(|row| [row[ACTOR].as_deref(), row[SUBJECT].as_deref()])
+        .flatten()
+        .collect();
+    for who in people {
+        let filter = AuditFilter {
+            person: Some(person(who)),
+            ..AuditFilter::default()
+        };
+        let named = |row: &&Row| {
+            [ACTOR, SUBJECT]
+                .iter()
+                .any(|&at| row[at].as_deref() == Some(who))
+        };
+        let expected: Vec<Row> = audit.iter().filter(named).cloned().collect();
+        let read = audit_log(&h.database, &filter).await;
+        if read != expected {
+            return Err(format!(
+                "{}: {who}'s audit log {read:#?}\nfold {expected:#?}",
+                h.label
+            ));
+        }
+    }
+    for org in ORGANIZATIONS {
+        let filter = AuditFilter {
+            organization: Some(organization(org)),
+            ..AuditFilter::default()
+        };
+        let own = |row: &&Row| row[ORGANIZATION].as_deref() == Some(org);
+        let expected: Vec<Row> = audit.iter().filter(own).cloned().collect();
+        let read = audit_log(&h.database, &filter).await;
+        if read != expected {
+            return Err(format!(
+                "{}: {org}'s audit log {read:#?}\nfold {expected:#?}",
                 h.label
             ));
         }

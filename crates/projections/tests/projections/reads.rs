@@ -1,8 +1,13 @@
+use access_domain::events::DecisionPath;
 use access_domain::identifiers::{OrganizationKind, RoleRequestId};
 use access_domain::proof::ProofMismatch;
 use access_domain::roles::{RequestState, Role, TicketState};
-use access_domain::OrganizationCommand;
+use access_domain::{Organization, OrganizationCommand, OrganizationEvent};
 use access_projections::{AuditFilter, Error, RoleRequest, UserCounts, Views};
+use access_store::{Database, Pool};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use cqrs_es::Aggregate;
+use uuid::Uuid;
 
 use crate::common::{
     harnesses, npi, organization, person, request, request_id, ticket_of, SteppingClock, GOOD_TIN,
@@ -424,5 +429,153 @@ async fn the_audit_log_filters_by_organization_person_type_and_time_and_pages_st
             .await;
         assert!(matches!(refused, Err(Error::InvalidCursor)));
         projector.shutdown().await;
+    }
+}
+
+/// Stores one `RoleRequested` per instant, straight into the log as the aggregate
+/// serializes it, from the organization's sequence `first` on, and returns the positions
+/// given.
+async fn requested_at(
+    database: &Database,
+    org: &str,
+    first: i64,
+    instants: &[DateTime<Utc>],
+) -> Vec<i64> {
+    let payload = match database.pool() {
+        Pool::Postgres(_) => "CAST($4 AS json)",
+        Pool::Sqlite(_) => "$4",
+    };
+    let insert = format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata) VALUES ($1, $2, $3, 'RoleRequested', '1', {payload}, '{{}}')"
+    );
+    // Read back, not returned: SQLite's trigger sets the position after the row is in.
+    let position = "SELECT position FROM events \
+                     WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
+    let mut positions = Vec::new();
+    for (sequence, at) in (first..).zip(instants) {
+        let event = OrganizationEvent::RoleRequested {
+            request_id: Uuid::new_v4(),
+            person: person(&format!("person-{sequence}")),
+            role: Role::StaffUser,
+            path: DecisionPath::SecurityOfficialApproval,
+            at: *at,
+        };
+        let payload = serde_json::to_string(&event).unwrap();
+        macro_rules! insert {
+            ($pool:expr) => {{
+                sqlx::query(&insert)
+                    .bind(Organization::TYPE)
+                    .bind(org)
+                    .bind(sequence)
+                    .bind(&payload)
+                    .execute($pool)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar::<_, i64>(position)
+                    .bind(Organization::TYPE)
+                    .bind(org)
+                    .bind(sequence)
+                    .fetch_one($pool)
+                    .await
+                    .unwrap()
+            }};
+        }
+        positions.push(match database.pool() {
+            Pool::Sqlite(pool) => insert!(pool),
+            Pool::Postgres(pool) => insert!(pool),
+        });
+    }
+    positions
+}
+
+#[tokio::test]
+async fn the_audit_logs_time_filter_is_exact_to_the_nanosecond_whatever_digits_the_stored_time_has()
+{
+    let second = Utc.with_ymd_and_hms(2024, 5, 1, 9, 0, 0).unwrap();
+    // The payload's RFC 3339 text has 0, 3, 6 or 9 fractional digits, by the instant.
+    let instants: Vec<DateTime<Utc>> = [0, 120_000_000, 123_456_000, 123_456_789, 100]
+        .into_iter()
+        .enumerate()
+        .map(|(step, nanos)| {
+            second + Duration::seconds(i64::try_from(step).unwrap()) + Duration::nanoseconds(nanos)
+        })
+        .collect();
+    let nanosecond = Duration::nanoseconds(1);
+    for h in harnesses().await {
+        let views = Views::new(h.database.clone());
+        let positions = requested_at(&h.database, ORGANIZATIONS[0], 1, &instants).await;
+        for (at, position) in instants.iter().zip(&positions) {
+            let between = |from: DateTime<Utc>, to: DateTime<Utc>| {
+                let views = views.clone();
+                async move {
+                    let filter = AuditFilter {
+                        from: Some(from),
+                        to: Some(to),
+                        ..AuditFilter::default()
+                    };
+                    let page = views.audit_log(&filter, 100, None).await.unwrap();
+                    page.edges
+                        .into_iter()
+                        .map(|edge| edge.node.position)
+                        .collect::<Vec<_>>()
+                }
+            };
+            assert_eq!(between(*at, *at).await, [*position], "{}: {at}", h.label);
+            assert!(
+                between(*at + nanosecond, *at + nanosecond).await.is_empty(),
+                "{}: {at}",
+                h.label
+            );
+            assert!(
+                between(*at - nanosecond, *at - nanosecond).await.is_empty(),
+                "{}: {at}",
+                h.label
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_organizations_audit_log_pages_in_log_order_from_any_cursor() {
+    let [practice, entity, _, _] = ORGANIZATIONS;
+    for h in harnesses().await {
+        let views = Views::new(h.database.clone());
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for sequence in 1..=5 {
+            let at = [SteppingClock::instant(sequence)];
+            ours.extend(requested_at(&h.database, practice, sequence, &at).await);
+            theirs.extend(requested_at(&h.database, entity, sequence, &at).await);
+        }
+        let only_ours = AuditFilter {
+            organization: Some(organization(practice)),
+            ..AuditFilter::default()
+        };
+        let mut read = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = views
+                .audit_log(&only_ours, 2, after.as_deref())
+                .await
+                .unwrap();
+            read.extend(page.edges.iter().map(|edge| edge.node.position));
+            after = page.end_cursor().map(str::to_owned);
+            if !page.has_next_page {
+                break;
+            }
+        }
+        assert_eq!(read, ours, "{}", h.label);
+        // A cursor of another organization's event still pages after its position.
+        let from_theirs = views
+            .audit_log(&only_ours, 100, Some(&theirs[2].to_string()))
+            .await
+            .unwrap();
+        let read: Vec<i64> = from_theirs
+            .edges
+            .iter()
+            .map(|edge| edge.node.position)
+            .collect();
+        assert_eq!(read, ours[3..], "{}", h.label);
     }
 }
