@@ -70,6 +70,11 @@ const SQLITE: &[MigrationFile] = &[
         description: "audit log from events",
         sql: include_str!("../../../projections/sqlite/1005_audit_log_from_events.sql"),
     },
+    MigrationFile {
+        version: 1006,
+        description: "notifications keyed by person",
+        sql: include_str!("../../../projections/sqlite/1006_notifications_keyed_by_person.sql"),
+    },
 ];
 
 const POSTGRES: &[MigrationFile] = &[
@@ -128,19 +133,36 @@ const POSTGRES: &[MigrationFile] = &[
         description: "audit log from events",
         sql: include_str!("../../../projections/postgres/1005_audit_log_from_events.sql"),
     },
+    MigrationFile {
+        version: 1006,
+        description: "notifications keyed by person",
+        sql: include_str!("../../../projections/postgres/1006_notifications_keyed_by_person.sql"),
+    },
 ];
 
 pub(crate) fn sqlite() -> Migrator {
-    migrator(SQLITE)
+    migrator(SQLITE, i64::MAX)
 }
 
 pub(crate) fn postgres() -> Migrator {
-    migrator(POSTGRES)
+    migrator(POSTGRES, i64::MAX)
 }
 
-fn migrator(files: &'static [MigrationFile]) -> Migrator {
+/// The migrations up to `version`, as a server of that version applied them.
+#[cfg(feature = "test-support")]
+pub(crate) fn sqlite_until(version: i64) -> Migrator {
+    migrator(SQLITE, version)
+}
+
+#[cfg(feature = "test-support")]
+pub(crate) fn postgres_until(version: i64) -> Migrator {
+    migrator(POSTGRES, version)
+}
+
+fn migrator(files: &'static [MigrationFile], until: i64) -> Migrator {
     let migrations = files
         .iter()
+        .filter(|file| file.version <= until)
         .map(|file| {
             Migration::new(
                 file.version,

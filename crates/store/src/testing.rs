@@ -18,7 +18,9 @@
 //! PostgreSQL fails the test instead of silently halving the coverage.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
@@ -30,6 +32,30 @@ pub struct TestDatabase {
     /// Pass to [`Database::connect`](crate::Database::connect) (or as `DATABASE_URL`).
     pub url: String,
     cleanup: Cleanup,
+}
+
+impl TestDatabase {
+    /// Applies the schema's migrations up to `version` only, as a server of that version
+    /// left the database: for tests of what the later ones do to the rows it holds.
+    ///
+    /// # Panics
+    /// When the database cannot be reached or a migration fails.
+    pub async fn migrate_until(&self, version: i64) {
+        if self.url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(&self.url)
+                .unwrap()
+                .create_if_missing(true);
+            let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
+            let migrator = crate::migrations::sqlite_until(version);
+            migrator.run(&mut connection).await.unwrap();
+            connection.close().await.unwrap();
+        } else {
+            let mut connection = PgConnection::connect(&self.url).await.unwrap();
+            let migrator = crate::migrations::postgres_until(version);
+            migrator.run(&mut connection).await.unwrap();
+            connection.close().await.unwrap();
+        }
+    }
 }
 
 enum Cleanup {

@@ -151,8 +151,9 @@ impl Told {
             .insert((organization.to_string(), person.to_string()), is_one);
     }
 
-    /// The on-screen notification and the queued email. The keys (position, person)
-    /// make a second copy of either impossible, should an event ever be applied again.
+    /// The on-screen notification and the queued email. Their keys, (person, position)
+    /// and (position, recipient), make a second copy of either impossible, should an
+    /// event ever be applied again.
     fn tell(
         &mut self,
         envelope: &Envelope,
@@ -206,7 +207,7 @@ impl Told {
         tx.execute_rows(self.notifications, |values| {
             format!(
                 "INSERT INTO {NOTIFICATIONS} (position, person_id, organization_id, kind, message, at) \
-                 {values} ON CONFLICT (position, person_id) DO NOTHING"
+                 {values} ON CONFLICT (person_id, position) DO NOTHING"
             )
         })
         .await?;

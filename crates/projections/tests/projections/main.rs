@@ -17,3 +17,4 @@ mod reads;
 mod rebuild;
 mod remembered;
 mod throughput;
+mod upgrades;
