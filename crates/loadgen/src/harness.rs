@@ -1105,7 +1105,7 @@ impl Harness {
             "  `access-server rebuild all`: {:.1} s wall, {rate:.0} events/s over the log",
             took.as_secs_f64()
         );
-        let per_view: Vec<String> = out
+        let reported: Vec<String> = out
             .lines()
             .filter_map(|line| {
                 let (view, rest) = line.split_once(':')?;
@@ -1116,9 +1116,9 @@ impl Harness {
         let mut rows = vec![Row::new(
             format!("(e) rebuild all: {inserted} events"),
             format!(
-                "{rate:.0} events/s ({:.1} s for the 3 views; per view: {})",
+                "{rate:.0} events/s ({:.1} s; as the rebuild reports itself: {})",
                 took.as_secs_f64(),
-                per_view.join(", ")
+                reported.join("; ")
             ),
         )
         .target("≥ 50,000/s", rate >= 50_000.0)];
