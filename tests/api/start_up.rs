@@ -133,3 +133,18 @@ async fn shutting_down_finishes_the_commands_in_flight() {
         );
     }
 }
+
+#[test]
+fn rebuild_names_the_views_it_rebuilds_and_says_where_the_audit_log_went() {
+    let unknown = refusal(server().args(["rebuild", "grants"]));
+    assert!(
+        unknown.contains("no view \"grants\"; expected one of access, support or all"),
+        "{unknown}"
+    );
+    let audit = refusal(server().args(["rebuild", "audit"]));
+    assert!(
+        audit.contains("the audit log is the event log itself")
+            && audit.contains("docs/adr/17-audit-log-from-the-event-log.md"),
+        "{audit}"
+    );
+}
