@@ -474,3 +474,58 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// One event as stored: organization, sequence, type, version, payload JSON.
+pub type LogRow = (String, i64, String, String, String);
+
+/// Rows per INSERT while filling the log.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Writes `rows` straight into the log, as a server stopped meanwhile would find them.
+pub async fn append_to_log(database: &Database, rows: &[LogRow]) {
+    // PostgreSQL's columns are json; SQLite's are text.
+    let json = |value: String| match database.pool() {
+        Pool::Postgres(_) => format!("CAST({value} AS json)"),
+        Pool::Sqlite(_) => value,
+    };
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let n = row * 5;
+                format!(
+                    "('{}', ${}, ${}, ${}, ${}, {}, {})",
+                    Organization::TYPE,
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    json(format!("${}", n + 5)),
+                    json("'{}'".to_owned()),
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES {}",
+            values.join(", ")
+        );
+        macro_rules! insert {
+            ($pool:expr) => {{
+                let mut query = sqlx::query(&sql);
+                for (id, sequence, event_type, version, payload) in chunk {
+                    query = query
+                        .bind(id)
+                        .bind(*sequence)
+                        .bind(event_type)
+                        .bind(version)
+                        .bind(payload);
+                }
+                query.execute($pool).await.unwrap();
+            }};
+        }
+        match database.pool() {
+            Pool::Sqlite(pool) => insert!(pool),
+            Pool::Postgres(pool) => insert!(pool),
+        }
+    }
+}

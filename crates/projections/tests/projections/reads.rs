@@ -4,14 +4,14 @@ use access_domain::proof::ProofMismatch;
 use access_domain::roles::{RequestState, Role, TicketState};
 use access_domain::{Organization, OrganizationCommand, OrganizationEvent};
 use access_projections::{AuditFilter, Error, RoleRequest, UserCounts, Views};
-use access_store::{Database, Pool};
+use access_store::Database;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use cqrs_es::Aggregate;
+use cqrs_es::{Aggregate, DomainEvent};
 use uuid::Uuid;
 
 use crate::common::{
-    harnesses, npi, organization, person, request, request_id, ticket_of, SteppingClock, GOOD_TIN,
-    ORGANIZATIONS,
+    append_to_log, harnesses, npi, organization, person, request, request_id, ticket_of, LogRow,
+    SteppingClock, GOOD_TIN, ORGANIZATIONS,
 };
 
 fn requesters(requests: &[&RoleRequest]) -> Vec<String> {
@@ -441,52 +441,34 @@ async fn requested_at(
     first: i64,
     instants: &[DateTime<Utc>],
 ) -> Vec<i64> {
-    let payload = match database.pool() {
-        Pool::Postgres(_) => "CAST($4 AS json)",
-        Pool::Sqlite(_) => "$4",
-    };
-    let insert = format!(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-         payload, metadata) VALUES ($1, $2, $3, 'RoleRequested', '1', {payload}, '{{}}')"
-    );
-    // Read back, not returned: SQLite's trigger sets the position after the row is in.
-    let position = "SELECT position FROM events \
-                     WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
-    let mut positions = Vec::new();
-    for (sequence, at) in (first..).zip(instants) {
-        let event = OrganizationEvent::RoleRequested {
-            request_id: Uuid::new_v4(),
-            person: person(&format!("person-{sequence}")),
-            role: Role::StaffUser,
-            path: DecisionPath::SecurityOfficialApproval,
-            at: *at,
-        };
-        let payload = serde_json::to_string(&event).unwrap();
-        macro_rules! insert {
-            ($pool:expr) => {{
-                sqlx::query(&insert)
-                    .bind(Organization::TYPE)
-                    .bind(org)
-                    .bind(sequence)
-                    .bind(&payload)
-                    .execute($pool)
-                    .await
-                    .unwrap();
-                sqlx::query_scalar::<_, i64>(position)
-                    .bind(Organization::TYPE)
-                    .bind(org)
-                    .bind(sequence)
-                    .fetch_one($pool)
-                    .await
-                    .unwrap()
-            }};
-        }
-        positions.push(match database.pool() {
-            Pool::Sqlite(pool) => insert!(pool),
-            Pool::Postgres(pool) => insert!(pool),
-        });
-    }
-    positions
+    let rows: Vec<LogRow> = (first..)
+        .zip(instants)
+        .map(|(sequence, at)| {
+            let event = OrganizationEvent::RoleRequested {
+                request_id: Uuid::new_v4(),
+                person: person(&format!("person-{sequence}")),
+                role: Role::StaffUser,
+                path: DecisionPath::SecurityOfficialApproval,
+                at: *at,
+            };
+            let payload = serde_json::to_string(&event).unwrap();
+            (
+                org.to_owned(),
+                sequence,
+                event.event_type(),
+                event.event_version(),
+                payload,
+            )
+        })
+        .collect();
+    append_to_log(database, &rows).await;
+    // Read back: SQLite's trigger sets the position once the row is in.
+    let stored = database.events_of(Organization::TYPE, org).await.unwrap();
+    stored
+        .iter()
+        .filter(|event| event.sequence >= first)
+        .map(|event| event.position)
+        .collect()
 }
 
 #[tokio::test]

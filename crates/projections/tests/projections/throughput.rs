@@ -7,21 +7,18 @@ use std::time::Duration;
 
 use access_domain::events::DecisionPath;
 use access_domain::roles::Role;
-use access_domain::{Organization, OrganizationEvent};
+use access_domain::OrganizationEvent;
 use access_projections::{rebuild, View};
 use access_store::testing::fresh_databases;
-use access_store::{Database, Pool};
+use access_store::Database;
 use chrono::{DateTime, Utc};
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use uuid::Uuid;
 
-use crate::common::{person, SteppingClock};
+use crate::common::{append_to_log, person, LogRow, SteppingClock};
 
 /// Events per organization on average, as in the load generator's rebuild workload.
 const EVENTS_PER_ORGANIZATION: usize = 100;
-
-/// Rows per INSERT while filling the log.
-const ROWS_PER_INSERT: usize = 1000;
 
 /// One organization's history: a first Security Official by proof, then staff members
 /// approved (70%), denied, withdrawn, or approved and revoked (10% each).
@@ -123,7 +120,7 @@ impl History {
 
 /// About `total` events over `total / 100` practices, interleaved round by round as a
 /// live log is, as (aggregate id, sequence, event type, event version, payload) rows.
-fn synthetic_log(total: usize) -> Vec<(String, i64, String, String, String)> {
+fn synthetic_log(total: usize) -> Vec<LogRow> {
     let organizations = (total / EVENTS_PER_ORGANIZATION).max(1);
     let mut histories: Vec<History> = (0..organizations)
         .map(|index| History {
@@ -159,54 +156,6 @@ fn synthetic_log(total: usize) -> Vec<(String, i64, String, String, String)> {
     rows
 }
 
-async fn append(database: &Database, rows: &[(String, i64, String, String, String)]) {
-    // PostgreSQL's columns are json; SQLite's are text.
-    let json = |value: String| match database.pool() {
-        Pool::Postgres(_) => format!("CAST({value} AS json)"),
-        Pool::Sqlite(_) => value,
-    };
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let n = row * 5;
-                format!(
-                    "('{}', ${}, ${}, ${}, ${}, {}, {})",
-                    Organization::TYPE,
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    json(format!("${}", n + 5)),
-                    json("'{}'".to_owned()),
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-             event_version, payload, metadata) VALUES {}",
-            values.join(", ")
-        );
-        macro_rules! insert {
-            ($pool:expr) => {{
-                let mut query = sqlx::query(&sql);
-                for (id, sequence, event_type, version, payload) in chunk {
-                    query = query
-                        .bind(id)
-                        .bind(*sequence)
-                        .bind(event_type)
-                        .bind(version)
-                        .bind(payload);
-                }
-                query.execute($pool).await.unwrap();
-            }};
-        }
-        match database.pool() {
-            Pool::Sqlite(pool) => insert!(pool),
-            Pool::Postgres(pool) => insert!(pool),
-        }
-    }
-}
-
 #[tokio::test]
 #[ignore = "a measurement: a large log, run in release mode with --nocapture"]
 async fn rebuild_throughput_of_each_view_on_a_large_log() {
@@ -217,7 +166,7 @@ async fn rebuild_throughput_of_each_view_on_a_large_log() {
     let rows = synthetic_log(total);
     for test_database in fresh_databases().await {
         let database = Database::connect(&test_database.url).await.unwrap();
-        append(&database, &rows).await;
+        append_to_log(&database, &rows).await;
         let mut elapsed = Duration::ZERO;
         for view in View::REBUILDABLE {
             let rebuilt = rebuild(&database, &[view], 1000, |_| ()).await.unwrap();
