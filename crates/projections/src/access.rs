@@ -100,7 +100,7 @@ pub struct PendingRequests {
 /// event made the view the slowest to rebuild by far.
 pub(crate) async fn apply_batch(
     target: Target,
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     envelopes: &[Envelope],
 ) -> Result<(), Error> {
     let changes: Vec<Change> = envelopes.iter().map(Change::of).collect();
@@ -537,7 +537,7 @@ impl<R: Table> Rows<R> {
     /// depends on the row as it was. A row is read when its first change does: in a
     /// rebuild, where nearly every row is new in the batch that changes it, few are.
     async fn load(
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         table: &str,
         changes: impl Iterator<Item = (R::Key, bool)>,
     ) -> Result<Self, Error> {
@@ -588,7 +588,7 @@ impl<R: Table> Rows<R> {
 
     /// Writes the rows that changed: new requests by multi-row INSERTs, other rows there
     /// are by multi-row upserts, rows there no longer are by a multi-row DELETE.
-    async fn store(self, tx: &mut Tx, table: &str) -> Result<(), Error> {
+    async fn store(self, tx: &mut Tx<'_>, table: &str) -> Result<(), Error> {
         let (mut inserted, mut upserted, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
         for (key, (before, after)) in self.rows {
             let rows = match (before, &after) {

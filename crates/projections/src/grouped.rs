@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use access_store::{AppendQueue, AppendedAt, PendingAppend, Pool, StoredEvent};
 use cqrs_es::persist::PersistenceError;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::Connection as _;
 use sqlx::Row;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -97,15 +98,13 @@ pub(crate) fn start(
     contacts: UnboundedReceiver<Recording>,
 ) -> (AppendQueue, tokio::task::JoinHandle<()>) {
     let (queue, pending) = AppendQueue::new();
-    // A pool of one connection, made on the appends' own runtime, for PostgreSQL.
-    let postgres = match shared.database.pool() {
-        Pool::Postgres(pool) => Some((
-            sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(pool.options().get_acquire_timeout()),
-            (*pool.connect_options()).clone(),
-        )),
-        Pool::Sqlite(_) => None,
+    let writer = match shared.database.pool() {
+        Pool::Postgres(pool) => Writer::Postgres(Box::new(Connection {
+            options: (*pool.connect_options()).clone(),
+            timeout: pool.options().get_acquire_timeout(),
+            open: None,
+        })),
+        Pool::Sqlite(_) => Writer::Sqlite,
     };
     let task = tokio::task::spawn_blocking(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -118,31 +117,60 @@ pub(crate) fn start(
                 return;
             }
         };
-        runtime.block_on(async move {
-            let writer = match postgres {
-                // Made inside the runtime, so that this thread drives its I/O.
-                Some((options, connect)) => Writer::Postgres(options.connect_lazy_with(connect)),
-                None => Writer::Sqlite,
-            };
-            append_in_groups(shared, writer, pending, contacts).await
-        })
+        runtime.block_on(append_in_groups(shared, writer, pending, contacts))
     });
     (queue, task)
 }
 
 /// Where a group's transaction is written.
 enum Writer {
-    /// A pool of one connection, the appends' own.
-    Postgres(sqlx::PgPool),
+    /// The appends' own connection.
+    Postgres(Box<Connection>),
     /// The database's one writing connection.
     Sqlite,
+}
+
+/// The appends' PostgreSQL connection, kept from one group to the next. A pool of one
+/// cost every group two round trips more, each a wait on a busy machine: sqlx pings a
+/// connection as it goes back to its pool and again as it is taken out
+/// (docs/performance.md, "Round trips"). Made when first needed, on the appends' runtime
+/// so that its thread drives the connection's I/O, and made again after a group that
+/// failed: what failed may have been the connection.
+struct Connection {
+    options: PgConnectOptions,
+    /// How long a group waits for the connection to be made, as long as the server's pool
+    /// waits for one of its own.
+    timeout: Duration,
+    open: Option<PgConnection>,
+}
+
+impl Writer {
+    /// After a group's transaction: one that failed leaves the connection to be made anew.
+    fn after<T>(&mut self, written: &Result<T, Error>) {
+        if let (Writer::Postgres(connection), Err(_)) = (self, written) {
+            connection.open = None;
+        }
+    }
+}
+
+impl Connection {
+    async fn get(&mut self) -> Result<&mut PgConnection, Error> {
+        if self.open.is_none() {
+            let connecting = PgConnection::connect_with(&self.options);
+            let connection = tokio::time::timeout(self.timeout, connecting)
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            self.open = Some(connection);
+        }
+        Ok(self.open.as_mut().expect("made above"))
+    }
 }
 
 /// Takes every command waiting, writes them as one group, answers each; until the
 /// projector stops and the queue is empty.
 async fn append_in_groups(
     shared: std::sync::Arc<Shared>,
-    writer: Writer,
+    mut writer: Writer,
     mut pending: UnboundedReceiver<PendingAppend>,
     mut contacts: UnboundedReceiver<Recording>,
 ) {
@@ -182,13 +210,15 @@ async fn append_in_groups(
         }
         let started = Instant::now();
         if group.is_empty() {
-            let written = write_people(&shared, &writer, &recordings).await;
+            let written = write_people(&shared, &mut writer, &recordings).await;
+            writer.after(&written);
             people::answer(recordings, written.as_ref().map(drop));
             shared.group_counts.wrote(0, started);
             continue;
         }
         let commands = group.len();
-        let written = write(&shared, &writer, &group, &recordings).await;
+        let written = write(&shared, &mut writer, &group, &recordings).await;
+        writer.after(&written);
         people::answer(recordings, written.as_ref().map(drop));
         match written {
             Ok(outcomes) => {
@@ -228,13 +258,14 @@ type Inserted = HashMap<(String, i64), i64>;
 /// took first, or that follows such a one of its aggregate (nothing of it is kept).
 async fn write(
     shared: &Shared,
-    writer: &Writer,
+    writer: &mut Writer,
     group: &[PendingAppend],
     recordings: &[Recording],
 ) -> Result<Vec<Result<AppendedAt, PersistenceError>>, Error> {
     // The lock is taken before the checkpoints and the head are read: until the commit,
     // no other appender can add to the log, so both stay what this transaction reads.
     // SQLite's `BEGIN IMMEDIATE` takes the database's write lock.
+    let sqlite = matches!(writer, Writer::Sqlite);
     let mut tx = begin(shared, writer, TAKE_APPEND_LOCK).await?;
     let leading = leads_every_view(shared);
     let (inserted, behind) = match tx.postgres().await? {
@@ -332,7 +363,7 @@ async fn write(
             .fetch_max(through, Ordering::SeqCst);
     }
     let committed = tx.commit().await;
-    if committed.is_ok() && matches!(writer, Writer::Sqlite) {
+    if committed.is_ok() && sqlite {
         // PostgreSQL tells every process of a commit (LISTEN); here the request feed
         // learns of it as from a notification, which the views, already past it, pass by.
         if let Some(last) = outcomes.iter().flatten().max() {
@@ -376,7 +407,7 @@ async fn write(
 /// Callers' rows that came with no command to append, in a transaction of their own.
 async fn write_people(
     shared: &Shared,
-    writer: &Writer,
+    writer: &mut Writer,
     recordings: &[Recording],
 ) -> Result<(), Error> {
     let mut tx = begin(shared, writer, "").await?;
@@ -385,10 +416,14 @@ async fn write_people(
 }
 
 /// A transaction on the appends' connection; on PostgreSQL its `BEGIN` carries
-/// `postgres_then` (see [`Tx::begin_postgres`]).
-async fn begin(shared: &Shared, writer: &Writer, postgres_then: &str) -> Result<Tx, Error> {
+/// `postgres_then` (see [`Tx::begin_on`]).
+async fn begin<'w>(
+    shared: &Shared,
+    writer: &'w mut Writer,
+    postgres_then: &str,
+) -> Result<Tx<'w>, Error> {
     match writer {
-        Writer::Postgres(pool) => Tx::begin_postgres(pool, postgres_then).await,
+        Writer::Postgres(connection) => Tx::begin_on(connection.get().await?, postgres_then).await,
         Writer::Sqlite => Tx::begin(&shared.database).await,
     }
 }
@@ -416,7 +451,7 @@ struct Checkpoints {
 /// The views' checkpoints, locked until the commit (a view's own task, or a rebuild,
 /// waits meanwhile), and the log's head. On SQLite the transaction's write lock already
 /// keeps every other writer out.
-async fn read_checkpoints(tx: &mut Tx) -> Result<Checkpoints, Error> {
+async fn read_checkpoints(tx: &mut Tx<'_>) -> Result<Checkpoints, Error> {
     let rows = tx
         .fetch(
             "SELECT view, position, (SELECT COALESCE(MAX(position), 0) FROM events) \
@@ -567,7 +602,7 @@ async fn insert(
 /// is made, so the positions are read back: under the write lock, every row past the
 /// log's head (`head`, when this transaction has read it already) is this group's.
 async fn insert_sqlite(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     group: &[PendingAppend],
     head: Option<i64>,
 ) -> Result<Inserted, Error> {
@@ -621,7 +656,7 @@ async fn insert_sqlite(
 /// as the access view's own task does.
 async fn project(
     shared: &Shared,
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     checkpoints: &[i64; View::ALL.len()],
     batch: &Batch,
 ) -> Result<(), Error> {

@@ -8,7 +8,7 @@ use access_store::{Database, Pool};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Encode, Postgres, Row, Sqlite, Transaction, Type};
@@ -279,10 +279,7 @@ async fn fetch_unnested<'c, T>(
 }
 
 /// Sends the writes `held` holds back, if any.
-async fn send_held(
-    tx: &mut Transaction<'static, Postgres>,
-    held: &mut HeldWrites,
-) -> Result<(), Error> {
+async fn send_held(tx: &mut Transaction<'_, Postgres>, held: &mut HeldWrites) -> Result<(), Error> {
     if let Some((sql, arrays)) = held.take() {
         fetch_arrays(&mut **tx, &sql, arrays).await?;
     }
@@ -392,19 +389,20 @@ pub(crate) async fn fetch<T>(
 }
 
 /// A write transaction on either database, with what is to be done once it has
-/// committed (nothing, if it never does).
-pub(crate) struct Tx {
-    open: Open,
+/// committed (nothing, if it never does): on a pooled connection, or on one its caller
+/// holds for the lifetime `'c`.
+pub(crate) struct Tx<'c> {
+    open: Open<'c>,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
-enum Open {
-    Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>, HeldWrites),
+enum Open<'c> {
+    Sqlite(Transaction<'c, Sqlite>),
+    Postgres(Transaction<'c, Postgres>, HeldWrites),
 }
 
-impl From<Open> for Tx {
-    fn from(open: Open) -> Self {
+impl<'c> From<Open<'c>> for Tx<'c> {
+    fn from(open: Open<'c>) -> Self {
         Tx {
             open,
             after_commit: Vec::new(),
@@ -412,28 +410,32 @@ impl From<Open> for Tx {
     }
 }
 
-impl Tx {
+impl Tx<'static> {
     /// On SQLite the transaction takes the write lock at once: one that read first and
     /// wrote later could fail to upgrade ("database is locked") with no wait at all.
-    pub(crate) async fn begin(database: &Database) -> Result<Tx, Error> {
+    pub(crate) async fn begin(database: &Database) -> Result<Tx<'static>, Error> {
         Ok(match database.pool() {
             Pool::Sqlite(pool) => Open::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?).into(),
-            Pool::Postgres(pool) => Tx::begin_postgres(pool, "").await?,
+            Pool::Postgres(pool) => Tx::begin_postgres(pool).await?,
         })
     }
 
-    /// A PostgreSQL transaction whose `BEGIN` goes in one round trip with `and_then`
+    /// A PostgreSQL transaction on a connection of `pool` (see [`begin_sql`]).
+    async fn begin_postgres(pool: &PgPool) -> Result<Tx<'static>, Error> {
+        Ok(Open::Postgres(pool.begin_with(begin_sql("")).await?, HeldWrites::default()).into())
+    }
+}
+
+impl<'c> Tx<'c> {
+    /// A PostgreSQL transaction on `connection`, which the caller keeps from one
+    /// transaction to the next, whose `BEGIN` goes in one round trip with `and_then`
     /// (constant statements, each ending in `;`, their results unread).
-    ///
-    /// Its statements reach rows by their keys, a batch's worth at a time, and are
-    /// planned once per connection for that: index scans joined by nested loops. Left to
-    /// itself the planner chose from the tables' size when a plan was made, and plans
-    /// kept from the first batches, while the tables were nearly empty, scanned them
-    /// whole once they had grown; planning every execution instead cost PostgreSQL a
-    /// fifth of its time in the views' statements (docs/adr/15-held-writes.md).
-    pub(crate) async fn begin_postgres(pool: &PgPool, and_then: &str) -> Result<Tx, Error> {
-        let begin = format!("BEGIN; {} {and_then}", keyed_plans("SET LOCAL"));
-        Ok(Open::Postgres(pool.begin_with(begin).await?, HeldWrites::default()).into())
+    pub(crate) async fn begin_on(
+        connection: &'c mut PgConnection,
+        and_then: &str,
+    ) -> Result<Tx<'c>, Error> {
+        let begin = Transaction::begin(connection, Some(begin_sql(and_then).into())).await?;
+        Ok(Open::Postgres(begin, HeldWrites::default()).into())
     }
 
     /// The PostgreSQL connection, for statements written for PostgreSQL alone, once the
@@ -573,8 +575,21 @@ impl Tx {
     }
 }
 
+/// A PostgreSQL transaction's `BEGIN`, sent in one round trip with `and_then` (constant
+/// statements, each ending in `;`, their results unread).
+///
+/// Its statements reach rows by their keys, a batch's worth at a time, and are planned
+/// once per connection for that: index scans joined by nested loops. Left to itself the
+/// planner chose from the tables' size when a plan was made, and plans kept from the
+/// first batches, while the tables were nearly empty, scanned them whole once they had
+/// grown; planning every execution instead cost PostgreSQL a fifth of its time in the
+/// views' statements (docs/adr/15-held-writes.md).
+fn begin_sql(and_then: &str) -> String {
+    format!("BEGIN; {} {and_then}", keyed_plans("SET LOCAL"))
+}
+
 /// The planner settings of the batched statements, each after `set` (`SET` for a
-/// session, `SET LOCAL` for a transaction): see [`Tx::begin_postgres`].
+/// session, `SET LOCAL` for a transaction): see [`begin_sql`].
 fn keyed_plans(set: &str) -> String {
     [
         "plan_cache_mode = force_generic_plan",
@@ -607,9 +622,8 @@ impl LoneWrites {
     pub(crate) fn new(database: Database) -> Self {
         let postgres = match database.pool() {
             Pool::Postgres(pool) => Some(
-                sqlx::postgres::PgPoolOptions::new()
+                access_store::postgres_pool_options()
                     .max_connections(1)
-                    .acquire_timeout(pool.options().get_acquire_timeout())
                     .after_connect(|connection, _| {
                         Box::pin(async move {
                             sqlx::Executor::execute(connection, &*keyed_plans("SET")).await?;

@@ -43,7 +43,11 @@ pub struct FailedProof {
     pub mismatch: ProofMismatch,
 }
 
-pub(crate) async fn apply(target: Target, tx: &mut Tx, envelope: &Envelope) -> Result<(), Error> {
+pub(crate) async fn apply(
+    target: Target,
+    tx: &mut Tx<'_>,
+    envelope: &Envelope,
+) -> Result<(), Error> {
     use OrganizationEvent::*;
     let tickets = target.table(TICKETS);
     let failed_proofs = target.table(FAILED_PROOFS);
@@ -137,7 +141,7 @@ pub(crate) async fn apply(target: Target, tx: &mut Tx, envelope: &Envelope) -> R
 }
 
 async fn close(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     tickets: &str,
     ticket: &TicketNumber,
     state: TicketState,

@@ -106,7 +106,7 @@ impl Target {
 pub(crate) async fn apply_batch(
     view: View,
     target: Target,
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     batch: &Batch,
     live: Option<&ProjectorOptions>,
 ) -> Result<(), Error> {
@@ -143,7 +143,7 @@ pub(crate) async fn ensure_checkpoint(database: &Database, view: View) -> Result
 /// Reads the checkpoint and keeps every other writer of the view out until the
 /// transaction ends: a second projector, or a rebuild swapping its tables in. On SQLite
 /// the transaction's write lock already does that.
-pub(crate) async fn lock_checkpoint(tx: &mut Tx, view: View) -> Result<i64, Error> {
+pub(crate) async fn lock_checkpoint(tx: &mut Tx<'_>, view: View) -> Result<i64, Error> {
     let sql = if tx.is_postgres() {
         "SELECT position FROM projection_checkpoints WHERE view = $1 FOR UPDATE"
     } else {
@@ -155,7 +155,11 @@ pub(crate) async fn lock_checkpoint(tx: &mut Tx, view: View) -> Result<i64, Erro
     Ok(positions.into_iter().next().unwrap_or(0))
 }
 
-pub(crate) async fn set_checkpoint(tx: &mut Tx, view: View, position: i64) -> Result<(), Error> {
+pub(crate) async fn set_checkpoint(
+    tx: &mut Tx<'_>,
+    view: View,
+    position: i64,
+) -> Result<(), Error> {
     tx.execute(
         "UPDATE projection_checkpoints SET position = $2 WHERE view = $1",
         params![view.name(), position],

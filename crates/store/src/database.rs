@@ -27,6 +27,31 @@ const SQLITE_BUSY: i32 = 5;
 /// pool exhaustion.
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a pooled PostgreSQL connection may wait unused before it is pinged as it is
+/// taken out of its pool.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The options of every PostgreSQL pool of the server: [`POSTGRES_ACQUIRE_TIMEOUT`], and
+/// a connection pinged as it is taken out only when it has waited unused for a second or
+/// more. sqlx pings every connection as it goes back to its pool, and by default again as
+/// it is taken out; under load a connection goes back and out again within milliseconds,
+/// and each ping is a round trip and a wake-up of a PostgreSQL backend for nothing
+/// (docs/performance.md, "Round trips"). One that waited longer, through an outage say,
+/// is still tested, and replaced if it has died.
+pub fn postgres_pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|connection, taken| {
+            Box::pin(async move {
+                if taken.idle_for >= PING_AFTER_IDLE {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// The event store and views, on one of the two supported databases.
 ///
 /// Cheap to clone: clones share the pool and the commit signal.
@@ -404,8 +429,7 @@ async fn connect_postgres(url: &str) -> Result<Database, StoreError> {
     migrated.map_err(|error| migration_error(database.clone(), error))?;
     closed.map_err(|error| StoreError::from_sqlx(database.clone(), "migrating", error))?;
 
-    let pool = PgPoolOptions::new()
-        .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+    let pool = postgres_pool_options()
         .connect_with(options)
         .await
         .map_err(|error| StoreError::from_sqlx(database, "connecting", error))?;

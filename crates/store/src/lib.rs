@@ -37,6 +37,6 @@ pub use aggregate_store::{
     AggregateStore, Committed, ReportsMark, CACHED_EVENTS, SNAPSHOT_AFTER_REPLAYING,
 };
 pub use appends::{AppendQueue, AppendedAt, PendingAppend};
-pub use database::{Database, Pool, StoredEvent};
+pub use database::{postgres_pool_options, Database, Pool, StoredEvent};
 pub use error::StoreError;
 pub use idempotency::{IdempotentStart, KEEP_ANSWERS_FOR, REQUEST_METADATA};

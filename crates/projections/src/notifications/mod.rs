@@ -66,7 +66,7 @@ pub struct Notification {
 /// `names` words the messages; the emails go to this process's sender through
 /// `handoff`, when there is one.
 pub(crate) async fn apply_batch(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     envelopes: &[Envelope],
     names: Option<&dyn OrganizationNames>,
     handoff: Option<&EmailHandoff>,
@@ -93,7 +93,7 @@ struct Told {
 
 impl Told {
     /// Reads the Security Officials of every organization the events belong to.
-    async fn read(tx: &mut Tx, envelopes: &[Envelope]) -> Result<Told, Error> {
+    async fn read(tx: &mut Tx<'_>, envelopes: &[Envelope]) -> Result<Told, Error> {
         let organizations: BTreeSet<String> = envelopes
             .iter()
             .map(|envelope| envelope.organization.to_string())
@@ -180,7 +180,7 @@ impl Told {
         Ok(())
     }
 
-    async fn write(self, tx: &mut Tx, handoff: Option<&EmailHandoff>) -> Result<(), Error> {
+    async fn write(self, tx: &mut Tx<'_>, handoff: Option<&EmailHandoff>) -> Result<(), Error> {
         let (added, removed): (Vec<_>, Vec<_>) = self
             .security_official_changes
             .into_iter()

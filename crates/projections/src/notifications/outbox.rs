@@ -162,7 +162,7 @@ impl QueuedEmail {
 /// the transaction has committed, so the sender neither reads nor claims it from the
 /// table; otherwise each is queued due at once, for any sender to claim.
 pub(super) async fn queue(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     emails: Vec<QueuedEmail>,
     handoff: Option<&EmailHandoff>,
 ) -> Result<(), Error> {

@@ -155,7 +155,7 @@ async fn record_in_batches(writes: LoneWrites, mut batches: mpsc::UnboundedRecei
 
 /// Writes `batch` in `tx`: the appends' groups commit their callers' rows with their
 /// events.
-pub(crate) async fn write_in(tx: &mut Tx, batch: &[Recording]) -> Result<(), Error> {
+pub(crate) async fn write_in(tx: &mut Tx<'_>, batch: &[Recording]) -> Result<(), Error> {
     tx.execute_rows(latest_rows(batch), upsert).await
 }
 
