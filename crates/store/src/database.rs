@@ -36,7 +36,7 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// more. sqlx pings every connection as it goes back to its pool, and by default again as
 /// it is taken out; under load a connection goes back and out again within milliseconds,
 /// and each ping is a round trip and a wake-up of a PostgreSQL backend for nothing
-/// (docs/performance.md, "Round trips"). One that waited longer, through an outage say,
+/// (docs/performance.md, "the pools' round trips"). One that waited longer, through an outage say,
 /// is still tested, and replaced if it has died.
 pub fn postgres_pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
