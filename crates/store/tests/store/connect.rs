@@ -1,5 +1,6 @@
 use access_store::testing::fresh_databases;
 use access_store::{Database, Pool, StoreError};
+use sqlx::Connection;
 
 #[tokio::test]
 async fn a_bad_database_url_gives_an_error_that_names_database_url_and_hides_the_password() {
@@ -81,6 +82,45 @@ async fn describe_says_where_the_data_lives_and_ping_reaches_it() {
             _ => "PostgreSQL database access_test_",
         };
         assert!(description.starts_with(expected), "{description}");
+    }
+}
+
+/// sqlx pings a pooled connection as it goes back to its pool; the server's pools ping it
+/// again as it is taken out only when it waited a second or more, as after an outage.
+#[tokio::test]
+async fn a_pooled_postgresql_connection_that_died_while_it_waited_unused_is_replaced_before_a_query_uses_it(
+) {
+    for db in fresh_databases().await {
+        if db.label != "postgres" {
+            continue;
+        }
+        let database = Database::connect(&db.url).await.unwrap();
+        let Pool::Postgres(pool) = database.pool() else {
+            unreachable!("a PostgreSQL URL gives a PostgreSQL pool")
+        };
+        let before: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let mut killer = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut killer)
+        .await
+        .unwrap();
+        assert!(
+            killed.contains(&true),
+            "the pool's connection was terminated"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+
+        let after: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .expect("a live connection, made in place of the dead one");
+        assert_ne!(after, before);
     }
 }
 
