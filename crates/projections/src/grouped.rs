@@ -133,9 +133,9 @@ enum Writer {
 /// The appends' PostgreSQL connection, kept from one group to the next. A pool of one
 /// cost every group two round trips more, each a wait on a busy machine: sqlx pings a
 /// connection as it goes back to its pool and again as it is taken out
-/// (docs/performance.md, "the pools' round trips"). Made when first needed, on the appends' runtime
-/// so that its thread drives the connection's I/O, and made again after a group that
-/// failed: what failed may have been the connection.
+/// (docs/performance.md, "the pools' round trips"). Made when first needed, on the
+/// appends' runtime so that its thread drives the connection's I/O, and made again after
+/// a group that failed: what failed may have been the connection.
 struct Connection {
     options: PgConnectOptions,
     /// How long a group waits for the connection to be made, as long as the server's pool

@@ -411,18 +411,17 @@ impl<'c> From<Open<'c>> for Tx<'c> {
 }
 
 impl Tx<'static> {
-    /// On SQLite the transaction takes the write lock at once: one that read first and
-    /// wrote later could fail to upgrade ("database is locked") with no wait at all.
+    /// A transaction on a pooled connection. On SQLite it takes the write lock at once:
+    /// one that read first and wrote later could fail to upgrade ("database is locked")
+    /// with no wait at all. On PostgreSQL its `BEGIN` is [`begin_sql`]'s.
     pub(crate) async fn begin(database: &Database) -> Result<Tx<'static>, Error> {
-        Ok(match database.pool() {
-            Pool::Sqlite(pool) => Open::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?).into(),
-            Pool::Postgres(pool) => Tx::begin_postgres(pool).await?,
-        })
-    }
-
-    /// A PostgreSQL transaction on a connection of `pool` (see [`begin_sql`]).
-    async fn begin_postgres(pool: &PgPool) -> Result<Tx<'static>, Error> {
-        Ok(Open::Postgres(pool.begin_with(begin_sql("")).await?, HeldWrites::default()).into())
+        let open = match database.pool() {
+            Pool::Sqlite(pool) => Open::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => {
+                Open::Postgres(pool.begin_with(begin_sql("")).await?, HeldWrites::default())
+            }
+        };
+        Ok(open.into())
     }
 }
 
