@@ -616,16 +616,34 @@ pub(crate) struct LoneWrites {
     postgres: Option<PgPool>,
 }
 
+/// When a [`LoneWrites`] commit is acknowledged on PostgreSQL. SQLite acknowledges every
+/// commit once it is in its log file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Acknowledged {
+    /// Once it is flushed to disk, as every other commit of the server.
+    Flushed,
+    /// Before its flush (`synchronous_commit = off`), which the next flushed commit, or
+    /// PostgreSQL's WAL writer within a moment, makes: a crash of PostgreSQL in that
+    /// moment loses the commit. For the email sender's records alone, which may be lost
+    /// that way (docs/adr/18-sender-records-unflushed.md).
+    BeforeFlush,
+}
+
 impl LoneWrites {
     /// Call inside a Tokio runtime.
-    pub(crate) fn new(database: Database) -> Self {
+    pub(crate) fn new(database: Database, acknowledged: Acknowledged) -> Self {
+        let mut session = keyed_plans("SET");
+        if acknowledged == Acknowledged::BeforeFlush {
+            session.push_str(" SET synchronous_commit = off;");
+        }
         let postgres = match database.pool() {
             Pool::Postgres(pool) => Some(
                 access_store::postgres_pool_options()
                     .max_connections(1)
-                    .after_connect(|connection, _| {
+                    .after_connect(move |connection, _| {
+                        let session = session.clone();
                         Box::pin(async move {
-                            sqlx::Executor::execute(connection, &*keyed_plans("SET")).await?;
+                            sqlx::Executor::execute(connection, &*session).await?;
                             Ok(())
                         })
                     })
@@ -720,9 +738,39 @@ pub(crate) fn parse_id<T: std::str::FromStr>(
 #[cfg(test)]
 mod tests {
     use super::{
-        column_arrays, placeholder_rows, row_chunks, unnest_source, ColumnArray, HeldWrites, Param,
-        HELD_ROWS, PARAMETERS_PER_STATEMENT,
+        column_arrays, placeholder_rows, row_chunks, unnest_source, Acknowledged, ColumnArray,
+        HeldWrites, LoneWrites, Param, HELD_ROWS, PARAMETERS_PER_STATEMENT,
     };
+    use access_store::testing::fresh_databases;
+    use access_store::Database;
+
+    /// `synchronous_commit` as the lone writes' own connection has it.
+    async fn synchronous_commit(writes: &LoneWrites) -> Vec<String> {
+        writes
+            .fetch_keyed(
+                vec![vec![Param::from(1)]],
+                |rows| format!("SELECT current_setting('synchronous_commit') FROM ({rows}) AS one"),
+                |row| row.text(0),
+            )
+            .await
+            .expect("the setting is read")
+    }
+
+    #[tokio::test]
+    async fn only_lone_writes_acknowledged_before_their_flush_commit_without_waiting_for_it() {
+        for test_database in fresh_databases().await {
+            if test_database.label != "postgres" {
+                continue;
+            }
+            let database = Database::connect(&test_database.url)
+                .await
+                .expect("the test database is reached");
+            let flushed = LoneWrites::new(database.clone(), Acknowledged::Flushed);
+            let before_flush = LoneWrites::new(database, Acknowledged::BeforeFlush);
+            assert_eq!(synchronous_commit(&flushed).await, ["on"]);
+            assert_eq!(synchronous_commit(&before_flush).await, ["off"]);
+        }
+    }
 
     #[test]
     fn many_rows_become_one_typed_array_per_column_for_postgresql() {

@@ -20,7 +20,8 @@ use tokio::sync::mpsc;
 use super::{templates::Message, OUTBOX};
 use crate::error::Error;
 use crate::sql::{
-    code, fetch, from_code, params, parse_id, parse_time, Cells, LoneWrites, Param, Tx,
+    code, fetch, from_code, params, parse_id, parse_time, Acknowledged, Cells, LoneWrites, Param,
+    Tx,
 };
 
 /// The condition of the partial index `notification_outbox_due` (migration 1003), word
@@ -96,7 +97,11 @@ pub struct UndeliveredEmail {
 }
 
 /// The outbox, as the sender and support use it: each change is one statement of its own
-/// (see `sql::LoneWrites`), so a sender stalled mid-send holds no lock. Cheap to clone.
+/// (see `sql::LoneWrites`), so a sender stalled mid-send holds no lock, and on PostgreSQL
+/// its commit does not wait for its flush: each sender's batch then cost a flush of its
+/// own, which the appends' next commit waited behind (docs/adr/18-sender-records-unflushed.md).
+/// Should PostgreSQL crash before the flush, the emails whose claim or outcome it held are
+/// tried once more; none is lost, as the views' transactions queue them. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     database: Database,
@@ -289,7 +294,7 @@ impl Outbox {
     /// Call inside a Tokio runtime.
     pub fn new(database: Database) -> Self {
         Outbox {
-            writes: LoneWrites::new(database.clone()),
+            writes: LoneWrites::new(database.clone(), Acknowledged::BeforeFlush),
             database,
         }
     }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::sql::{params, LoneWrites, Param, Tx};
+use crate::sql::{params, Acknowledged, LoneWrites, Param, Tx};
 
 /// Rows written in one statement at most; the callers left over wait for the next one.
 const BATCH_ROWS: usize = 500;
@@ -60,7 +60,7 @@ impl People {
     pub fn new(database: Database) -> Self {
         let (waiting, batches) = mpsc::unbounded_channel();
         tokio::spawn(record_in_batches(
-            LoneWrites::new(database.clone()),
+            LoneWrites::new(database.clone(), Acknowledged::Flushed),
             batches,
         ));
         People { database, waiting }
