@@ -624,8 +624,8 @@ pub(crate) enum Acknowledged {
     Flushed,
     /// Before its flush (`synchronous_commit = off`), which the next flushed commit, or
     /// PostgreSQL's WAL writer within a moment, makes: a crash of PostgreSQL in that
-    /// moment loses the commit. For the email sender's records alone, which may be lost
-    /// that way (docs/adr/18-sender-records-unflushed.md).
+    /// moment loses the commit. For the email sender's claims, records and hand-backs
+    /// alone, whose loss only has an email tried again (docs/adr/18-sender-records-unflushed.md).
     BeforeFlush,
 }
 
